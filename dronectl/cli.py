@@ -1,0 +1,33 @@
+"""The ``dronectl`` command.
+
+    dronectl sim [--nests 16] [--speed 10]   the simulated nests (same as python -m sitl)
+    dronectl config check FILE               validate a city config file
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="dronectl", description="Control service for police drone nests.")
+    parser.add_argument("command", choices=["sim", "config"], help="what to run")
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help="the command's own arguments")
+    if not args or args[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0 if args else 2
+    ns = parser.parse_args(args[:1])
+    rest = args[1:]
+    if ns.command == "sim":
+        from sitl.__main__ import main as sim_main
+
+        return sim_main(rest)
+    from dronectl.config import main as config_main
+
+    return config_main(rest)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

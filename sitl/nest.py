@@ -1,0 +1,139 @@
+"""One simulated nest: a MAVLink system whose components share one UDP endpoint.
+
+Components and their ids (see ``sitl.component``):
+    autopilot 1 (PX4 quadrotor)  ``sitl.autopilot.px4.Px4Autopilot``
+    dock      25 (charging station, cover, charger, weather station)  ``sitl.dock.SimDock``
+    payload   158 (loudspeaker + warning light)  ``sitl.payload.SimPayload``
+A later camera component (id 100) plugs in the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from adapters.mavlink import dronectl_v20 as mav
+from sitl.autopilot.px4 import Px4Autopilot
+from sitl.clock import SimClock
+from sitl.component import (
+    AUTOPILOT_COMPID,
+    DOCK_COMPID,
+    PAYLOAD_COMPID,
+    MAVLinkMessage,
+    Outbox,
+    Recorder,
+    SimComponent,
+)
+from sitl.dock import SimDock
+from sitl.environment import FaultKind, Faults, GeoPoint, LocalFrame, NestContext, Weather
+from sitl.link import Address, NestLink
+from sitl.payload import SimPayload
+
+
+@dataclass(frozen=True)
+class NestSite:
+    """Where a nest is and how it is reached (from the shared config file)."""
+
+    nest_id: int
+    system_id: int
+    name: str
+    home: GeoPoint
+    bind: Address  # the simulator's own UDP address for this nest
+    remote: Address | None  # where it pushes its traffic (a udpin client listens there)
+
+
+class SimNest:
+    def __init__(self, site: NestSite, clock: SimClock, weather: Weather | None = None) -> None:
+        self.site = site
+        self.clock = clock
+        self.ctx = NestContext(
+            nest_id=site.nest_id,
+            system_id=site.system_id,
+            name=site.name,
+            home=site.home,
+            frame=LocalFrame(site.home),
+            weather=weather or Weather(),
+            faults=Faults(),
+            recorder=Recorder(),
+        )
+        self.link = NestLink(site.system_id, clock, self.ctx.faults, site.remote, self._dispatch)
+        sysid = site.system_id
+        self.autopilot = Px4Autopilot(self.ctx, Outbox(sysid, AUTOPILOT_COMPID, self.link.transmit), dock=self)
+        self.dock = SimDock(self.ctx, Outbox(sysid, DOCK_COMPID, self.link.transmit), drone=self)
+        self.payload = SimPayload(self.ctx, Outbox(sysid, PAYLOAD_COMPID, self.link.transmit))
+        self.components: list[SimComponent] = [self.autopilot, self.dock, self.payload]
+        self._last_step_s = clock.now()
+
+    # the views components have of each other (sitl.environment.DockView / DroneView) --------
+    def cover_open(self) -> bool:
+        return self.dock.cover_open()
+
+    def charging(self) -> bool:
+        return self.dock.charging()
+
+    def on_pad(self) -> bool:
+        return self.autopilot.on_pad()
+
+    def airborne(self) -> bool:
+        return self.autopilot.airborne()
+
+    # ---------------------------------------------------------------------------------------
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.create_datagram_endpoint(lambda: self.link, local_addr=self.site.bind)
+
+    def close(self) -> None:
+        self.link.close()
+
+    def step(self, now_s: float, max_dt_s: float = 0.05) -> None:
+        """Advance every component to ``now_s`` in sub-steps of at most ``max_dt_s``."""
+        remaining = now_s - self._last_step_s
+        t = self._last_step_s
+        while remaining > 1e-9:
+            dt = min(max_dt_s, remaining)
+            t += dt
+            remaining -= dt
+            for component in self.components:
+                component.step(t, dt)
+        self._last_step_s = now_s
+
+    def inject(self, kind: FaultKind, value: float = 0.0, duration_s: float = 0.0) -> None:
+        now_s = self.clock.now()
+        self.ctx.faults.inject(kind, now_s, value, duration_s)
+        self.ctx.recorder.add(now_s, "sim", "fault", kind=kind.name, value=value, duration_s=duration_s)
+
+    def set_weather(self, **changes: float) -> None:
+        """Change the weather the station measures and the drone flies in (e.g. wind_speed_mps=15)."""
+        for key, value in changes.items():
+            if not hasattr(self.ctx.weather, key):
+                raise ValueError(f"unknown weather field {key!r}")
+            setattr(self.ctx.weather, key, type(getattr(self.ctx.weather, key))(value))
+        self.ctx.recorder.add(self.clock.now(), "sim", "weather", **changes)
+
+    def _dispatch(self, msg: MAVLinkMessage) -> None:
+        target_system = getattr(msg, "target_system", None)
+        if target_system not in (None, 0, self.site.system_id):
+            return
+        if (
+            msg.get_msgId() == mav.MAVLINK_MSG_ID_COMMAND_LONG
+            and msg.command == mav.MAV_CMD_DRONECTL_SIM_FAULT
+            and msg.target_component in (0, DOCK_COMPID)
+        ):
+            self._sim_fault_command(msg)
+            return
+        target_component = getattr(msg, "target_component", None)
+        for component in self.components:
+            if target_component in (None, 0, component.component_id):
+                component.on_message(msg)
+
+    def _sim_fault_command(self, msg: MAVLinkMessage) -> None:
+        outbox = self.dock.outbox
+        try:
+            kind = FaultKind(int(msg.param1))
+            if kind is FaultKind.WEATHER:
+                raise ValueError("weather is set through the control port")
+            self.inject(kind, msg.param2, msg.param3)
+            result = mav.MAV_RESULT_ACCEPTED
+        except ValueError:
+            result = mav.MAV_RESULT_DENIED
+        outbox.command_ack(msg.command, result, msg.get_srcSystem(), msg.get_srcComponent())

@@ -1,0 +1,166 @@
+"""The simulated fleet: N nests in one asyncio loop, stepped together in simulated time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from types import TracebackType
+
+import structlog
+
+from dronectl.config import CityConfig, load_config
+from sitl.clock import SimClock
+from sitl.environment import GeoPoint, Precipitation, Weather
+from sitl.nest import NestSite, SimNest
+
+log = structlog.get_logger(__name__)
+
+TICK_REAL_S = 0.02  # the fleet is stepped every 20 ms of real time
+
+
+def make_sites(
+    config: CityConfig | None = None,
+    count: int | None = None,
+    nest_ids: Iterable[int] | None = None,
+    sim_port_base: int | None = None,
+    client_port_base: int | None = None,
+    host: str | None = None,
+) -> list[NestSite]:
+    """Nest sites from the city config (the shipped Changchun one by default).
+
+    Nest N binds ``host:sim_port_base+N`` and pushes to ``host:client_port_base+N``; the bases
+    default to the config's ``mavlink`` section, so endpoints are the same from run to run.
+    """
+    config = config or load_config()
+    nests = config.nests
+    if nest_ids is not None:
+        wanted = set(nest_ids)
+        unknown = wanted - {n.id for n in nests}
+        if unknown:
+            raise ValueError(f"no nest {sorted(unknown)} in the config")
+        nests = [n for n in nests if n.id in wanted]
+    if count is not None:
+        if not 1 <= count <= len(nests):
+            raise ValueError(f"--nests must be between 1 and {len(nests)}")
+        nests = nests[:count]
+    sim_base = sim_port_base if sim_port_base is not None else config.mavlink.sim_port_base
+    client_base = client_port_base if client_port_base is not None else config.mavlink.client_port_base
+    bind_host = host or config.mavlink.host
+    return [
+        NestSite(
+            nest_id=n.id,
+            system_id=n.mav_system_id,
+            name=n.name,
+            home=GeoPoint(n.lat, n.lon, n.ground_alt_m),
+            bind=(bind_host, sim_base + n.id),
+            remote=(bind_host, client_base + n.id),
+        )
+        for n in nests
+    ]
+
+
+def weather_from_config(config: CityConfig) -> Weather:
+    w = config.sim_weather
+    return Weather(
+        wind_speed_mps=w.wind_speed_mps,
+        wind_gust_mps=w.wind_gust_mps,
+        wind_from_deg=w.wind_from_deg,
+        air_temp_c=w.air_temp_c,
+        road_temp_c=w.road_temp_c,
+        humidity_pct=w.humidity_pct,
+        precipitation_mmph=w.precipitation_mmph,
+        precipitation=Precipitation[w.precipitation.upper()],
+    )
+
+
+class SimWorld:
+    """Runs nests until closed. ``async with SimWorld(sites) as world: ...``"""
+
+    def __init__(self, sites: list[NestSite], speed: float = 1.0, weather: Weather | None = None) -> None:
+        self.clock = SimClock(speed)
+        base = weather or Weather()
+        self.nests: dict[int, SimNest] = {
+            site.nest_id: SimNest(site, self.clock, Weather(**vars(base))) for site in sites
+        }
+        self._task: asyncio.Task[None] | None = None
+        self.ticks = 0
+
+    def nest(self, nest_id: int) -> SimNest:
+        try:
+            return self.nests[nest_id]
+        except KeyError:
+            raise KeyError(f"no simulated nest {nest_id}") from None
+
+    def mavsdk_url(self, nest_id: int) -> str:
+        """URL for MAVSDK's ``add_any_connection``: listen where the nest pushes."""
+        remote = self.nest(nest_id).site.remote
+        assert remote is not None
+        return f"udpin://0.0.0.0:{remote[1]}"
+
+    def pymavlink_url(self, nest_id: int) -> str:
+        remote = self.nest(nest_id).site.remote
+        assert remote is not None
+        return f"udpin:0.0.0.0:{remote[1]}"
+
+    def describe(self, nest_id: int) -> dict[str, object]:
+        """The JSON line ``python -m sitl`` prints for a nest."""
+        nest = self.nest(nest_id)
+        site = nest.site
+        return {
+            "id": site.nest_id,
+            "name": site.name,
+            "system_id": site.system_id,
+            "lat": site.home.lat_deg,
+            "lon": site.home.lon_deg,
+            "alt_amsl_m": site.home.alt_amsl_m,
+            "mavsdk_url": self.mavsdk_url(nest_id),
+            "pymavlink_url": self.pymavlink_url(nest_id),
+            "udpout_url": f"udpout://{site.bind[0]}:{site.bind[1]}",
+            "sim_endpoint": f"{site.bind[0]}:{site.bind[1]}",
+        }
+
+    async def __aenter__(self) -> SimWorld:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        for nest in self.nests.values():
+            await nest.open()
+        self._task = asyncio.create_task(self._run(), name="sitl.world.tick")
+        log.info("sitl.started", nests=len(self.nests), speed=self.clock.speed)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        for nest in self.nests.values():
+            nest.close()
+
+    async def wait(self) -> None:
+        """Until the tick task ends (it only ends by error or cancellation)."""
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
+        while True:
+            now_s = self.clock.now()
+            for nest in self.nests.values():
+                nest.step(now_s)
+            self.ticks += 1
+            next_tick += TICK_REAL_S
+            delay = next_tick - loop.time()
+            if delay < 0:  # overloaded: skip the missed ticks instead of bursting
+                next_tick = loop.time()
+                delay = 0
+            await asyncio.sleep(delay)
