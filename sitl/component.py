@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from adapters.mavlink import dronectl_v20 as mav
 
-MAVLinkMessage = mav.MAVLink_message
+MAVLinkMessage: TypeAlias = Any  # mav.MAVLink_message; the generated module is not type-checked
 
 # Component ids inside a nest's system.
 AUTOPILOT_COMPID = mav.MAV_COMP_ID_AUTOPILOT1  # 1

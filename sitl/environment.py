@@ -162,9 +162,16 @@ class DroneView(Protocol):
     """What the dock can sense of its drone."""
 
     def on_pad(self) -> bool:
-        """Drone landed (and disarmed or idle) on the dock's pad."""
+        """Drone landed on the dock's pad (armed or not: see ``armed``)."""
 
     def airborne(self) -> bool: ...
+
+    def armed(self) -> bool: ...
+
+    def position_ned_m(self) -> tuple[float, float, float]:
+        """North, east, down from the pad."""
+
+    def battery_pct(self) -> float: ...
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable
+from typing import cast
 
 import structlog
 
@@ -51,8 +52,8 @@ class NestLink(asyncio.DatagramProtocol):
 
     # asyncio.DatagramProtocol -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self._transport = transport
+        # Python 3.11's selector datagram transport does not subclass DatagramTransport: cast.
+        self._transport = cast(asyncio.DatagramTransport, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -61,7 +62,7 @@ class NestLink(asyncio.DatagramProtocol):
         # ICMP port unreachable while no client listens on the remote port: normal for UDP.
         pass
 
-    def datagram_received(self, data: bytes, addr: Address) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: Address) -> None:
         if self._dropped():
             return
         loop_time = asyncio.get_running_loop().time()

@@ -77,6 +77,15 @@ class SimNest:
     def airborne(self) -> bool:
         return self.autopilot.airborne()
 
+    def armed(self) -> bool:
+        return self.autopilot.armed
+
+    def position_ned_m(self) -> tuple[float, float, float]:
+        return self.autopilot.position_ned_m()
+
+    def battery_pct(self) -> float:
+        return self.autopilot.battery_pct
+
     # ---------------------------------------------------------------------------------------
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -100,7 +109,7 @@ class SimNest:
     def inject(self, kind: FaultKind, value: float = 0.0, duration_s: float = 0.0) -> None:
         now_s = self.clock.now()
         self.ctx.faults.inject(kind, now_s, value, duration_s)
-        self.ctx.recorder.add(now_s, "sim", "fault", kind=kind.name, value=value, duration_s=duration_s)
+        self.ctx.recorder.add(now_s, "sim", "fault", fault=kind.name, value=value, duration_s=duration_s)
 
     def set_weather(self, **changes: float) -> None:
         """Change the weather the station measures and the drone flies in (e.g. wind_speed_mps=15)."""
