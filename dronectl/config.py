@@ -19,13 +19,15 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dronectl.errors import DronectlError
+
 DEFAULT_CONFIG_NAME = "changchun.yaml"
 
 Lat = Annotated[float, Field(ge=-90.0, le=90.0)]
 Lon = Annotated[float, Field(ge=-180.0, le=180.0)]
 
 
-class ConfigError(Exception):
+class ConfigError(DronectlError):
     """The config file cannot be used; ``str()`` lists every problem with its line."""
 
     def __init__(self, path: str, problems: list[str]) -> None:
