@@ -41,7 +41,7 @@ class _Model(BaseModel):
 
 
 class NestConfig(_Model):
-    id: int = Field(ge=1, le=250, description="Nest number; also its MAVLink system id unless system_id is set")
+    id: int = Field(ge=1, le=250, description="Nest number; its MAVLink system id unless system_id is set")
     name: str = Field(min_length=1, max_length=60)
     lat: Lat
     lon: Lon
@@ -166,7 +166,8 @@ def parse_config(text: str, source: str = "<config>") -> CityConfig:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(source, [f"{source}{line}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from exc
+        problem = getattr(exc, "problem", exc)
+        raise ConfigError(source, [f"{source}{line}: not valid YAML: {problem}"]) from exc
     if node is None or not isinstance(data, dict):
         raise ConfigError(source, [f"{source}:1: the config must be a mapping (city, nests, ...)"])
     lines = {tuple(str(p) for p in path): line for path, line in _walk(node, ())}
