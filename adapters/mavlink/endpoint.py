@@ -1,0 +1,137 @@
+"""One nest's UDP endpoint on our side: the only socket we open for that nest.
+
+It listens on the nest's port like a ground station (``udpin``): the nest pushes to it, and the
+endpoint learns the nest's address from the nest's datagrams (or is told it, for a nest that
+only answers). It parses with a MAVLink parser of its own (our dialect, no process-global
+state), drops what is not MAVLink or not from the nest's system, and hands each message to
+``on_message``. It sends our own HEARTBEAT as a ground station once a second so the nest knows
+us, and sends frames others encoded (MAVSDK's) unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import cast
+
+import structlog
+
+from adapters.mavlink import dronectl_v20 as mav
+from adapters.mavlink.ids import DRONECTL_COMPONENT_ID, GCS_SYSTEM_ID
+from adapters.mavlink.message import MAVLinkMessage, new_parser
+
+log = structlog.get_logger(__name__)
+
+Address = tuple[str, int]
+
+
+class NestEndpoint(asyncio.DatagramProtocol):
+    def __init__(
+        self,
+        nest_system_id: int,
+        on_message: Callable[[MAVLinkMessage], None],
+        *,
+        peer: Address | None = None,
+        gcs_system_id: int = GCS_SYSTEM_ID,
+        gcs_component_id: int = DRONECTL_COMPONENT_ID,
+        heartbeat_interval_s: float = 1.0,
+    ) -> None:
+        self.nest_system_id = nest_system_id
+        self._on_message = on_message
+        self.peer = peer
+        self._parser = new_parser()
+        self._encoder = new_parser(gcs_system_id, gcs_component_id)
+        self._heartbeat_interval_s = heartbeat_interval_s
+        self._heartbeat_timer: asyncio.TimerHandle | None = None
+        self._transport: asyncio.DatagramTransport | None = None
+        self.rx_messages = 0
+        self.rx_bad = 0
+        self.rx_foreign = 0  # valid MAVLink from another system
+        self.tx_frames = 0
+        self.tx_dropped = 0  # nothing to send to yet
+
+    # asyncio.DatagramProtocol ---------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Python 3.11's selector datagram transport does not subclass DatagramTransport: cast.
+        self._transport = cast(asyncio.DatagramTransport, transport)
+        self._schedule_heartbeat(0.0)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        if self._heartbeat_timer is not None:
+            self._heartbeat_timer.cancel()
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable while the nest is down: normal for UDP, the watchdog tells.
+        log.debug("adapters.endpoint.error", system_id=self.nest_system_id, error=str(exc))
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        try:
+            messages = self._parser.parse_buffer(data) or []
+        except Exception as exc:  # noqa: BLE001 - pymavlink raises assorted errors on garbage
+            self.rx_bad += 1
+            log.debug("adapters.endpoint.garbage", system_id=self.nest_system_id, error=str(exc))
+            self._parser = new_parser()
+            return
+        if self._parser.buf_len():
+            # A UDP datagram carries whole frames: what is left is a garbage "frame" start that
+            # would swallow the next datagram's real frames. Drop it.
+            self.rx_bad += 1
+            self._parser = new_parser()
+        for msg in messages:
+            if msg.get_type() == "BAD_DATA":
+                self.rx_bad += 1
+                continue
+            if msg.get_srcSystem() != self.nest_system_id:
+                self.rx_foreign += 1
+                continue
+            if self.peer != addr:
+                log.info("adapters.endpoint.peer", system_id=self.nest_system_id, peer=f"{addr[0]}:{addr[1]}")
+                self.peer = addr
+            self.rx_messages += 1
+            try:
+                self._on_message(msg)
+            except Exception:  # one bad handler must not kill the nest's link
+                log.exception("adapters.endpoint.handler_failed", system_id=self.nest_system_id)
+
+    # sending ----------------------------------------------------------------------------------
+    @property
+    def local_address(self) -> Address | None:
+        if self._transport is None:
+            return None
+        sockname = self._transport.get_extra_info("sockname")
+        return (str(sockname[0]), int(sockname[1])) if sockname else None
+
+    def send_frame(self, frame: bytes) -> bool:
+        """Send one encoded frame to the nest; False when its address is not known yet."""
+        if self._transport is None or self.peer is None:
+            self.tx_dropped += 1
+            return False
+        self._transport.sendto(frame, self.peer)
+        self.tx_frames += 1
+        return True
+
+    def send(self, msg: MAVLinkMessage) -> bool:
+        """Encode ``msg`` as dronectl (our sequence numbers) and send it."""
+        return self.send_frame(msg.pack(self._encoder))
+
+    def close(self) -> None:
+        if self._heartbeat_timer is not None:
+            self._heartbeat_timer.cancel()
+            self._heartbeat_timer = None
+        if self._transport is not None:
+            self._transport.close()
+
+    # heartbeat -----------------------------------------------------------------------------------
+    def _schedule_heartbeat(self, delay_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._heartbeat_timer = loop.call_later(delay_s, self._heartbeat)
+
+    def _heartbeat(self) -> None:
+        if self._transport is None:
+            return
+        heartbeat = mav.MAVLink_heartbeat_message(
+            mav.MAV_TYPE_GCS, mav.MAV_AUTOPILOT_INVALID, 0, 0, mav.MAV_STATE_ACTIVE, 3
+        )
+        self.send(heartbeat)
+        self._schedule_heartbeat(self._heartbeat_interval_s)

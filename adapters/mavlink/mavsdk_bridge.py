@@ -1,0 +1,59 @@
+"""The one in-process MAVSDK serving every nest, fed through its ``raw://`` connection.
+
+MAVSDK opens no socket: the router passes it each frame a nest's autopilot sends
+(``pass_received_raw_bytes``) and MAVSDK hands back, on a thread of its own, each frame it wants
+sent (``subscribe_raw_bytes_to_be_sent``); those are moved onto the event loop and routed to the
+nest they are addressed to. MAVSDK tells the nests apart by their MAVLink system ids, which the
+city config keeps unique.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from mavsdk import ComponentType, Configuration, ConnectionResult, Mavsdk
+
+log = structlog.get_logger(__name__)
+
+
+class MavsdkBridge:
+    """Owns the ``Mavsdk`` instance. ``mavsdk`` is there for the flight adapter's plugins."""
+
+    def __init__(self, mavsdk: Mavsdk | None = None) -> None:
+        config = Configuration.create_with_component_type(ComponentType.GROUND_STATION)
+        self.mavsdk: Any = mavsdk or Mavsdk(config)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._transmit: Callable[[bytes], None] | None = None
+        self._subscription: Any = None
+        self._closed = False
+
+    def start(self, transmit: Callable[[bytes], None]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._transmit = transmit
+        result = self.mavsdk.add_any_connection("raw://")
+        if result != ConnectionResult.SUCCESS:
+            raise RuntimeError(f"MAVSDK raw connection failed: {result!r}")
+        self._subscription = self.mavsdk.subscribe_raw_bytes_to_be_sent(self._on_bytes_to_send)
+        log.info("adapters.mavsdk.started", version=self.mavsdk.version())
+
+    def receive(self, frame: bytes) -> None:
+        if not self._closed:
+            self.mavsdk.pass_received_raw_bytes(frame)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.mavsdk.destroy()
+
+    def _on_bytes_to_send(self, data: bytes) -> None:
+        # MAVSDK's thread (or the loop's, when a received frame makes it answer at once).
+        loop, transmit = self._loop, self._transmit
+        if loop is None or transmit is None or self._closed or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed between the check and the call
+            loop.call_soon_threadsafe(transmit, data)

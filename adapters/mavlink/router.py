@@ -1,0 +1,184 @@
+"""The router: one UDP endpoint per nest, shared by the MAVSDK side and the pymavlink side.
+
+A nest's components (autopilot, dock, payload, camera) share one network endpoint, so dronectl
+opens each nest's port once, here, and routes:
+
+- nest -> us: each message is parsed once by the nest's endpoint. Frames from the components
+  MAVSDK serves (autopilot, camera, gimbal) go, byte for byte, to the one in-process MAVSDK
+  (``AutopilotBridge``); every message also goes to the ``ComponentLink`` an adapter opened for
+  its component (the dock and payload adapters, and our own command sender for the autopilot).
+- MAVSDK -> nests: MAVSDK serves every nest through one raw connection. Each frame it emits is
+  routed by its ``target_system`` to that nest's endpoint; broadcasts (its HEARTBEAT, target 0)
+  and frames the dialect cannot decode go to every nest.
+- pymavlink adapters -> nest: sent through the endpoint with dronectl's own component id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from types import TracebackType
+from typing import Protocol
+
+import structlog
+
+from adapters.mavlink.command import RetryPolicy
+from adapters.mavlink.endpoint import Address, NestEndpoint
+from adapters.mavlink.ids import DRONECTL_COMPONENT_ID, GCS_SYSTEM_ID, MAVSDK_COMPONENTS
+from adapters.mavlink.link import ComponentLink
+from adapters.mavlink.message import MAVLinkMessage, new_parser
+from adapters.mavlink.watchdog import DEFAULT_TIMEOUT_S
+
+log = structlog.get_logger(__name__)
+
+
+class AutopilotBridge(Protocol):
+    """The MAVSDK side, seen from the router (``adapters.mavlink.mavsdk_bridge``)."""
+
+    def start(self, transmit: Callable[[bytes], None]) -> None:
+        """Begin; ``transmit`` is called on the event loop with each frame MAVSDK sends."""
+
+    def receive(self, frame: bytes) -> None:
+        """One complete MAVLink frame from a nest, for MAVSDK."""
+
+    def close(self) -> None: ...
+
+
+class Router:
+    def __init__(
+        self,
+        bridge: AutopilotBridge | None = None,
+        *,
+        gcs_system_id: int = GCS_SYSTEM_ID,
+        gcs_component_id: int = DRONECTL_COMPONENT_ID,
+        heartbeat_interval_s: float = 1.0,
+        watchdog_timeout_s: float = DEFAULT_TIMEOUT_S,
+        bridged_components: frozenset[int] = MAVSDK_COMPONENTS,
+    ) -> None:
+        self._bridge = bridge
+        self.gcs_system_id = gcs_system_id
+        self.gcs_component_id = gcs_component_id
+        self._heartbeat_interval_s = heartbeat_interval_s
+        self._watchdog_timeout_s = watchdog_timeout_s
+        self._bridged = bridged_components
+        self.endpoints: dict[int, NestEndpoint] = {}  # by the nest's MAVLink system id
+        self._links: dict[tuple[int, int], ComponentLink] = {}
+        self._bridge_parser = new_parser()
+        self._started = False
+        self.bridge_rx_frames = 0  # nest -> MAVSDK
+        self.bridge_tx_frames = 0  # MAVSDK -> nests (counted once per frame)
+        self.bridge_tx_unroutable = 0  # addressed to a system no endpoint serves
+
+    @property
+    def bridge(self) -> AutopilotBridge | None:
+        return self._bridge
+
+    async def __aenter__(self) -> Router:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def start(self) -> None:
+        if self._bridge is not None and not self._started:
+            self._bridge.start(self._from_bridge)
+        self._started = True
+
+    def close(self) -> None:
+        if self._bridge is not None:
+            self._bridge.close()
+        for link in self._links.values():
+            link.close()
+        for endpoint in self.endpoints.values():
+            endpoint.close()
+        self.endpoints.clear()
+        self._links.clear()
+
+    async def add_nest(self, system_id: int, bind: Address, peer: Address | None = None) -> NestEndpoint:
+        """Open the nest's endpoint: listen on ``bind`` (and send to ``peer`` until it is heard)."""
+        if system_id in self.endpoints:
+            raise ValueError(f"system {system_id} already has an endpoint")
+        endpoint = NestEndpoint(
+            system_id,
+            lambda msg: self._from_nest(system_id, msg),
+            peer=peer,
+            gcs_system_id=self.gcs_system_id,
+            gcs_component_id=self.gcs_component_id,
+            heartbeat_interval_s=self._heartbeat_interval_s,
+        )
+        loop = asyncio.get_running_loop()
+        await loop.create_datagram_endpoint(lambda: endpoint, local_addr=bind)
+        self.endpoints[system_id] = endpoint
+        log.info("adapters.router.nest_added", system_id=system_id, bind=f"{bind[0]}:{bind[1]}")
+        return endpoint
+
+    def component(
+        self, system_id: int, component_id: int, name: str, policy: RetryPolicy | None = None
+    ) -> ComponentLink:
+        """The link to one component of a nest (created on first use, then shared)."""
+        key = (system_id, component_id)
+        link = self._links.get(key)
+        if link is None:
+            endpoint = self.endpoints.get(system_id)
+            if endpoint is None:
+                raise KeyError(f"no endpoint for system {system_id}: add_nest first")
+            link = ComponentLink(
+                name,
+                system_id,
+                component_id,
+                endpoint.send,
+                self.gcs_system_id,
+                self.gcs_component_id,
+                self._watchdog_timeout_s,
+                policy,
+            )
+            self._links[key] = link
+        return link
+
+    # routing -------------------------------------------------------------------------------------
+    def _from_nest(self, system_id: int, msg: MAVLinkMessage) -> None:
+        component_id = msg.get_srcComponent()
+        if self._bridge is not None and component_id in self._bridged:
+            self.bridge_rx_frames += 1
+            self._bridge.receive(bytes(msg.get_msgbuf()))
+        link = self._links.get((system_id, component_id))
+        if link is not None:
+            link.deliver(msg)
+
+    def _from_bridge(self, data: bytes) -> None:
+        try:
+            messages = self._bridge_parser.parse_buffer(data) or []
+        except Exception:  # noqa: BLE001 - pymavlink raises assorted errors on what it cannot decode
+            self._bridge_parser = new_parser()
+            messages = []
+        if self._bridge_parser.buf_len():
+            self._bridge_parser = new_parser()  # MAVSDK hands over whole frames: drop a torn one
+        routed = False
+        for msg in messages:
+            if msg.get_type() == "BAD_DATA":
+                continue
+            routed = True
+            self._route_from_bridge(msg)
+        if not routed and data:
+            # A message our dialect does not know: its target cannot be read, so every nest gets
+            # it and the ones it is not for ignore it, as on a shared radio link.
+            self.bridge_tx_frames += 1
+            for endpoint in self.endpoints.values():
+                endpoint.send_frame(data)
+
+    def _route_from_bridge(self, msg: MAVLinkMessage) -> None:
+        frame = bytes(msg.get_msgbuf())
+        target = int(getattr(msg, "target_system", 0))
+        self.bridge_tx_frames += 1
+        if target == 0:
+            for endpoint in self.endpoints.values():
+                endpoint.send_frame(frame)
+            return
+        target_endpoint = self.endpoints.get(target)
+        if target_endpoint is None:
+            self.bridge_tx_unroutable += 1
+            return
+        target_endpoint.send_frame(frame)

@@ -1,0 +1,368 @@
+"""What the controller asks of each kind of nest hardware, in its own terms.
+
+One ``typing.Protocol`` per capability (flight controller, dock, payload) and the frozen values
+they speak in, with units in the names. No vendor import here: the MAVSDK and pymavlink
+implementations live beside this module, and the core (``dronectl/``) only sees these types.
+
+Commands are coroutines that return when the component confirmed the action and raise an
+``adapters.errors.AdapterError`` otherwise (``LinkLost`` fast while the component is not heard,
+``CommandRejected`` with a :class:`CommandResult` and the component's reason, ``CommandTimeout``).
+Telemetry and status are async iterators: each yields the latest known value first (when there is
+one), then every update, until the caller stops iterating.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class CommandResult(enum.Enum):
+    """Outcome of one command, in the style of MAVSDK's per-plugin ``Result`` enums."""
+
+    SUCCESS = "success"
+    NO_SYSTEM = "no_system"  # the component was never heard
+    LINK_LOST = "link_lost"  # it was heard, and is silent now
+    BUSY = "busy"  # the same command to the same component is still in flight here
+    DENIED = "denied"
+    TEMPORARILY_REJECTED = "temporarily_rejected"  # e.g. PX4 before its pre-arm checks pass
+    UNSUPPORTED = "unsupported"
+    UNSUPPORTED_FRAME = "unsupported_frame"  # MAV_RESULT 9: valid command, wrong MAV_FRAME
+    NOT_IN_CONTROL = "not_in_control"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+    INVALID_ARGUMENT = "invalid_argument"
+    UNKNOWN = "unknown"
+
+    @property
+    def ok(self) -> bool:
+        return self is CommandResult.SUCCESS
+
+    @property
+    def retryable(self) -> bool:
+        """Worth trying again a little later without changing anything."""
+        return self in (CommandResult.TEMPORARILY_REJECTED, CommandResult.BUSY)
+
+    def describe(self) -> str:
+        return _RESULT_WORDS[self]
+
+
+_RESULT_WORDS = {
+    CommandResult.SUCCESS: "succeeded",
+    CommandResult.NO_SYSTEM: "not sent: component never heard",
+    CommandResult.LINK_LOST: "not completed: link lost",
+    CommandResult.BUSY: "refused: the same command is still in progress",
+    CommandResult.DENIED: "denied",
+    CommandResult.TEMPORARILY_REJECTED: "temporarily rejected (try again shortly)",
+    CommandResult.UNSUPPORTED: "not supported by the component",
+    CommandResult.UNSUPPORTED_FRAME: "not supported in this coordinate frame",
+    CommandResult.NOT_IN_CONTROL: "refused: another station is in control",
+    CommandResult.FAILED: "failed",
+    CommandResult.CANCELLED: "cancelled",
+    CommandResult.TIMEOUT: "timed out",
+    CommandResult.INVALID_ARGUMENT: "refused: invalid argument",
+    CommandResult.UNKNOWN: "answered with an unknown result",
+}
+
+
+# link --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LinkState:
+    """Whether a component is heard. ``silent_s`` is the time since its last heartbeat."""
+
+    connected: bool
+    silent_s: float | None  # None: never heard
+
+
+# flight ------------------------------------------------------------------------------------------
+class AltitudeReference(enum.Enum):
+    AMSL = "amsl"  # metres above mean sea level
+    RELATIVE = "relative"  # metres above the home (take-off) position
+
+
+@dataclass(frozen=True)
+class GeoTarget:
+    """A point to fly to."""
+
+    lat_deg: float
+    lon_deg: float
+    altitude_m: float
+    reference: AltitudeReference
+
+
+@dataclass(frozen=True)
+class Position:
+    lat_deg: float
+    lon_deg: float
+    alt_amsl_m: float
+    alt_rel_m: float  # above home
+
+
+@dataclass(frozen=True)
+class Battery:
+    remaining_pct: float
+    voltage_v: float
+
+
+class FlightMode(enum.Enum):
+    UNKNOWN = "unknown"
+    READY = "ready"
+    MANUAL = "manual"
+    ALTITUDE = "altitude"
+    POSITION = "position"
+    TAKEOFF = "takeoff"
+    HOLD = "hold"
+    MISSION = "mission"
+    RETURN_TO_LAUNCH = "return_to_launch"
+    LAND = "land"
+    OFFBOARD = "offboard"
+    FOLLOW_ME = "follow_me"
+    ACRO = "acro"
+    STABILIZED = "stabilized"
+    PRECISION_LAND = "precision_land"
+
+
+class LandedState(enum.Enum):
+    UNKNOWN = "unknown"
+    ON_GROUND = "on_ground"
+    TAKING_OFF = "taking_off"
+    IN_AIR = "in_air"
+    LANDING = "landing"
+
+
+@dataclass(frozen=True)
+class Health:
+    gyrometer_ok: bool
+    accelerometer_ok: bool
+    magnetometer_ok: bool
+    local_position_ok: bool
+    global_position_ok: bool
+    home_position_ok: bool
+    armable: bool
+
+    @property
+    def all_ok(self) -> bool:
+        return all(
+            (
+                self.gyrometer_ok,
+                self.accelerometer_ok,
+                self.magnetometer_ok,
+                self.local_position_ok,
+                self.global_position_ok,
+                self.home_position_ok,
+                self.armable,
+            )
+        )
+
+
+@dataclass(frozen=True)
+class MissionItem:
+    lat_deg: float
+    lon_deg: float
+    alt_rel_m: float
+    speed_mps: float | None = None  # None: keep the current speed
+    hold_s: float = 0.0
+    acceptance_radius_m: float = 2.0
+
+
+@dataclass(frozen=True)
+class MissionProgress:
+    current: int  # index of the item being flown to
+    total: int
+
+
+class FlightController(Protocol):
+    """The drone's autopilot."""
+
+    async def arm(self) -> None: ...
+
+    async def disarm(self) -> None: ...
+
+    async def takeoff(self, alt_rel_m: float) -> None:
+        """Climb to ``alt_rel_m`` above home and hold there."""
+
+    async def goto(self, target: GeoTarget, speed_mps: float | None = None) -> None:
+        """Fly to ``target`` and hold there."""
+
+    async def orbit(self, center: GeoTarget, radius_m: float, speed_mps: float) -> None: ...
+
+    async def hold(self) -> None: ...
+
+    async def upload_mission(self, items: Sequence[MissionItem]) -> None: ...
+
+    async def start_mission(self) -> None: ...
+
+    async def pause_mission(self) -> None: ...
+
+    async def resume_mission(self) -> None: ...
+
+    async def return_to_launch(self) -> None: ...
+
+    async def land(self) -> None: ...
+
+    async def emergency_stop(self, *, confirm: bool) -> None:
+        """Stop the motors at once, wherever the drone is. Refused unless ``confirm`` is True."""
+
+    def position(self) -> AsyncIterator[Position]: ...
+
+    def battery(self) -> AsyncIterator[Battery]: ...
+
+    def flight_mode(self) -> AsyncIterator[FlightMode]: ...
+
+    def armed(self) -> AsyncIterator[bool]: ...
+
+    def landed_state(self) -> AsyncIterator[LandedState]: ...
+
+    def health(self) -> AsyncIterator[Health]: ...
+
+    def mission_progress(self) -> AsyncIterator[MissionProgress]: ...
+
+    def link_state(self) -> AsyncIterator[LinkState]: ...
+
+
+# dock --------------------------------------------------------------------------------------------
+class CoverState(enum.Enum):
+    UNKNOWN = "unknown"
+    CLOSED = "closed"
+    OPENING = "opening"
+    OPEN = "open"
+    CLOSING = "closing"
+    JAMMED = "jammed"
+
+
+class ChargerState(enum.Enum):
+    IDLE = "idle"
+    CHARGING = "charging"
+    FULL = "full"
+    FAULT = "fault"
+
+
+class DockFault(enum.Enum):
+    COVER_JAMMED = "cover_jammed"
+    CHARGER = "charger"
+    WEATHER_STATION = "weather_station"
+    POWER = "power"
+    INTRUSION_ALARM = "intrusion_alarm"
+
+
+class Precipitation(enum.Enum):
+    NONE = "none"
+    RAIN = "rain"
+    SNOW = "snow"
+    SLEET = "sleet"
+    HAIL = "hail"
+
+
+@dataclass(frozen=True)
+class DockStatus:
+    cover: CoverState
+    cover_position_pct: float  # 0 closed, 100 open
+    drone_in_dock: bool
+    charger: ChargerState
+    charge_current_a: float
+    faults: frozenset[DockFault]
+    internal_temperature_c: float
+
+
+@dataclass(frozen=True)
+class DockWeather:
+    wind_speed_mps: float
+    wind_gust_mps: float
+    wind_from_deg: float  # direction the wind comes from, 0 north, clockwise
+    air_temperature_c: float
+    road_temperature_c: float
+    humidity_pct: float
+    precipitation_mmph: float
+    precipitation: Precipitation
+
+
+class Dock(Protocol):
+    """The nest's dock: cover (roof), charger, weather station."""
+
+    async def open_cover(self) -> None:
+        """Returns once the cover is fully open."""
+
+    async def close_cover(self) -> None:
+        """Returns once the cover is fully closed. Refused while a drone is in its way."""
+
+    async def set_charging(self, enabled: bool) -> None: ...
+
+    async def reset_faults(self) -> None:
+        """Clear latched faults whose cause is gone; rejected (with the rest named) otherwise."""
+
+    def status(self) -> AsyncIterator[DockStatus]: ...
+
+    def weather(self) -> AsyncIterator[DockWeather]: ...
+
+    def link_state(self) -> AsyncIterator[LinkState]: ...
+
+
+# payload -----------------------------------------------------------------------------------------
+class SpeakerState(enum.Enum):
+    IDLE = "idle"
+    PLAYING = "playing"
+    RECEIVING_CLIP = "receiving_clip"
+    FAULT = "fault"
+
+
+class LightPattern(enum.Enum):
+    OFF = "off"
+    STEADY = "steady"
+    STROBE = "strobe"
+    POLICE = "police"  # alternating red and blue
+
+
+@dataclass(frozen=True)
+class SpeakerStatus:
+    state: SpeakerState
+    volume_pct: int
+    clip_id: int  # 0: text-to-speech or nothing
+    repeats_left: int
+
+
+@dataclass(frozen=True)
+class LightStatus:
+    pattern: LightPattern
+    brightness_pct: int
+    lamp_failed: bool
+
+
+@dataclass(frozen=True)
+class AudioClip:
+    """Mono 16-bit little-endian PCM."""
+
+    clip_id: int  # 1..65535
+    pcm_s16le: bytes
+    sample_rate_hz: int
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.pcm_s16le) / 2 / self.sample_rate_hz
+
+
+class Payload(Protocol):
+    """Loudspeaker and warning light carried by the drone."""
+
+    async def say(
+        self, text: str, *, lang: str = "zh", volume_pct: int | None = None, repeat: int = 0
+    ) -> None:
+        """Speak ``text`` with the payload's own text-to-speech."""
+
+    async def play_clip(self, clip_id: int, *, repeat: int = 0, volume_pct: int | None = None) -> None: ...
+
+    async def upload_clip(self, clip: AudioClip) -> None: ...
+
+    async def stop_speaker(self) -> None: ...
+
+    async def set_volume(self, volume_pct: int) -> None: ...
+
+    async def set_light(self, pattern: LightPattern, brightness_pct: int = 100) -> None: ...
+
+    def speaker_status(self) -> AsyncIterator[SpeakerStatus]: ...
+
+    def light_status(self) -> AsyncIterator[LightStatus]: ...
+
+    def link_state(self) -> AsyncIterator[LinkState]: ...
