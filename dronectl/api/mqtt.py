@@ -1,0 +1,313 @@
+"""The asyncio side of the MQTT API (aiomqtt): connect, reconnect, receive, publish.
+
+One :class:`MqttApi` per service. :meth:`MqttApi.run` owns a TaskGroup that outlives broker
+connections: commands keep running (and the drones keep flying) while the broker is away.
+Per connection it
+
+- connects with a retained last will (``status`` = offline) and publishes ``status`` = online;
+- subscribes to the command and incident topics, and re-checks the topic of every message
+  against those filters before anything else (a broker that sends more must not confuse us);
+- republishes every nest's retained state, then state on change, events as they come, and
+  telemetry at the configured rates (sampled when sent: nothing is queued while offline);
+- on loss, reconnects with exponential back-off and jitter.
+
+Commands are decided by the pure :class:`~dronectl.api.dispatch.Dispatcher`; retained command
+messages are never executed, and expired ones are refused (nothing sent during an outage runs late).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import ssl
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import suppress
+from datetime import UTC, datetime
+
+import structlog
+from aiomqtt import Client, Message, MqttError, TLSParameters, Will
+from pydantic import BaseModel
+
+from dronectl.api.controller import Command, Controller
+from dronectl.api.dispatch import (
+    Dispatcher,
+    Execute,
+    Ignore,
+    IncidentAccepted,
+    OutcomeStore,
+    Refuse,
+    Repeat,
+    first_reply,
+    progress,
+)
+from dronectl.api.models import (
+    AIRBORNE_PHASES,
+    TERMINAL_STATES,
+    ControllerStatus,
+    ErrorBody,
+    ErrorCode,
+    Event,
+    NestState,
+    Reply,
+)
+from dronectl.api.settings import MqttSettings
+from dronectl.api.topics import Incidents, Topics, matches
+
+log = structlog.get_logger("dronectl.api.mqtt")
+
+_TELEMETRY_TICK_MAX_S = 0.25
+
+
+def _payload_bytes(message: Message) -> bytes:
+    payload = message.payload
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    return str(payload if payload is not None else "").encode()
+
+
+class MqttApi:
+    def __init__(
+        self,
+        settings: MqttSettings,
+        controller: Controller,
+        *,
+        clock: Callable[[], float] = time.time,
+        outcomes: OutcomeStore | None = None,
+        version: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.controller = controller
+        self.clock = clock
+        self.outcomes = outcomes
+        self.version = version
+        self.topics = Topics(settings.root)
+        self.nest_ids = tuple(controller.nest_ids())
+        self.dispatcher = Dispatcher(self.topics, self.nest_ids, clock, memory=settings.dedupe_memory)
+        self.client_id = settings.client_id or f"dronectl-{uuid.uuid4().hex[:12]}"
+        self.connected = asyncio.Event()
+        self.connections = 0  # successful connections so far (for status and tests)
+        self._client: Client | None = None
+        self._published_state: dict[int, dict[str, object]] = {}
+        self._tasks: asyncio.TaskGroup | None = None
+        self._backoff_s = settings.reconnect_min_s
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until cancelled; on cancellation say offline and disconnect cleanly."""
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            tasks.create_task(self._follow_controller(), name="mqtt.updates")
+            await self._connection_loop()
+
+    def _make_client(self) -> Client:
+        address = self.settings.address()
+        tls_params: TLSParameters | None = None
+        tls = self.settings.tls
+        if address.tls or tls is not None:
+            tls_params = TLSParameters(
+                ca_certs=str(tls.ca_file) if tls and tls.ca_file else None,
+                certfile=str(tls.cert_file) if tls and tls.cert_file else None,
+                keyfile=str(tls.key_file) if tls and tls.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+        offline = ControllerStatus(state="offline", version=self.version, nests=list(self.nest_ids))
+        return Client(
+            address.host,
+            address.port,
+            username=self.settings.username,
+            password=self.settings.password.get_secret_value() if self.settings.password else None,
+            identifier=self.client_id,
+            will=Will(self.topics.status(), offline.model_dump_json().encode(), qos=1, retain=True),
+            clean_session=True,
+            keepalive=self.settings.keepalive_s,
+            timeout=5.0,
+            tls_params=tls_params,
+            tls_insecure=tls.insecure if tls is not None else None,
+        )
+
+    async def _connection_loop(self) -> None:
+        address = self.settings.address()
+        while True:
+            lost: str | None = None
+            try:
+                async with self._make_client() as client:
+                    try:
+                        await self._session(client)
+                    except asyncio.CancelledError:
+                        await self._goodbye(client)
+                        raise
+            except* MqttError as group:
+                lost = "; ".join(str(exc) for exc in group.exceptions)
+            self._client = None
+            self.connected.clear()
+            delay_s = self._backoff_s * random.uniform(0.8, 1.2)
+            self._backoff_s = min(self._backoff_s * 2, self.settings.reconnect_max_s)
+            log.warning(
+                "mqtt.disconnected", broker=f"{address.host}:{address.port}", error=lost, retry_in_s=delay_s
+            )
+            await asyncio.sleep(delay_s)
+
+    async def _session(self, client: Client) -> None:
+        online = ControllerStatus(
+            state="online", at=_utc_now(self.clock), version=self.version, nests=list(self.nest_ids)
+        )
+        await client.publish(self.topics.status(), online.model_dump_json(), qos=1, retain=True)
+        for topic_filter in self.topics.subscriptions():
+            await client.subscribe(topic_filter, qos=1)
+        self._client = client
+        self._published_state.clear()
+        for nest_id in self.nest_ids:  # retained state, fresh after every (re)connection
+            await self._publish_state(self.controller.snapshot(nest_id))
+        self.connections += 1
+        self._backoff_s = self.settings.reconnect_min_s
+        self.connected.set()
+        log.info(
+            "mqtt.connected", client_id=self.client_id, root=self.topics.root, connections=self.connections
+        )
+        async with asyncio.TaskGroup() as session:
+            session.create_task(self._telemetry_loop(client), name="mqtt.telemetry")
+            session.create_task(self._receive(client), name="mqtt.receive")
+
+    async def _goodbye(self, client: Client) -> None:
+        """A clean shutdown: the last will is not sent then, so say offline ourselves."""
+        offline = ControllerStatus(state="offline", at=_utc_now(self.clock), version=self.version)
+        with suppress(MqttError, TimeoutError):
+            async with asyncio.timeout(2.0):
+                await client.publish(self.topics.status(), offline.model_dump_json(), qos=1, retain=True)
+
+    # --- incoming ---------------------------------------------------------------------------
+
+    async def _receive(self, client: Client) -> None:
+        subscribed = self.topics.subscriptions()
+        async for message in client.messages:
+            topic = message.topic.value
+            if not any(matches(topic, topic_filter) for topic_filter in subscribed):
+                log.warning("mqtt.unexpected_topic", topic=topic)
+                continue
+            try:
+                await self._handle(topic, _payload_bytes(message), retained=message.retain)
+            except Exception:  # one bad message (or a bug) must not stop the API; logged
+                log.exception("mqtt.handle_failed", topic=topic)
+
+    async def _handle(self, topic: str, payload: bytes, *, retained: bool) -> None:
+        if isinstance(self.topics.parse(topic, self.nest_ids), Incidents):
+            if retained:
+                return  # an old incident replayed by the broker is not a new report
+            result = self.dispatcher.incident(payload)
+            if isinstance(result, IncidentAccepted):
+                self.controller.report_incident(result.incident)
+            else:
+                await self._publish_event(result.event)
+            return
+        command_id = self.dispatcher.request_id(payload)
+        if command_id is not None and self.outcomes is not None and not self.dispatcher.knows(command_id):
+            first = await self.outcomes.first_outcome(command_id)
+            if first is not None:
+                self.dispatcher.remember(command_id, first)
+        decision = self.dispatcher.decide(topic, payload, retained=retained)
+        if isinstance(decision, Ignore):
+            log.info("mqtt.ignored", topic=topic, reason=decision.reason)
+        elif isinstance(decision, Refuse):
+            log.info("mqtt.refused", topic=topic, id=decision.reply.id, error=decision.event.message)
+            if decision.reply_to is not None:
+                await self._publish(decision.reply_to, decision.reply, qos=1)
+            await self._publish_event(decision.event)
+        elif isinstance(decision, Repeat):
+            log.info("mqtt.repeated", topic=topic, id=decision.reply.id)
+            if decision.reply_to is not None:
+                await self._publish(decision.reply_to, decision.reply, qos=1)
+        elif isinstance(decision, Execute):
+            assert self._tasks is not None
+            self._tasks.create_task(
+                self._execute(decision.command, decision.reply_to),
+                name=f"mqtt.command[{decision.command.id}]",
+            )
+
+    async def _execute(self, command: Command, reply_to: str | None) -> None:
+        """Relay the controller's updates: the first as the Reply, then (if accepted) as Progress.
+        The controller's iterator is consumed to its end; nothing is published after a final state."""
+        bound = log.bind(id=command.id, method=command.method.value, nest=command.nest_id)
+        first: Reply | None = None
+        finished = False
+        try:
+            async for update in self.controller.execute(command):
+                if first is None:
+                    first = first_reply(command, update)
+                    self.dispatcher.remember(command.id, first)
+                    bound.info("mqtt.command.first_outcome", ok=first.ok)
+                    if reply_to is not None:
+                        await self._publish(reply_to, first, qos=1)
+                if not first.ok or finished:
+                    continue
+                finished = update.state in TERMINAL_STATES
+                if reply_to is not None:
+                    await self._publish(reply_to, progress(command, update, self.clock()), qos=1)
+        except Exception:  # noqa: BLE001 - a controller bug must be answered, not kill the API; logged
+            bound.exception("mqtt.command.crashed")
+        if first is None:
+            await self._answer_internal(command, reply_to, "the controller gave no answer to this command")
+
+    async def _answer_internal(self, command: Command, reply_to: str | None, message: str) -> None:
+        reply = Reply(id=command.id, ok=False, error=ErrorBody(code=ErrorCode.INTERNAL, message=message))
+        self.dispatcher.remember(command.id, reply)
+        if reply_to is not None:
+            await self._publish(reply_to, reply, qos=1)
+
+    # --- outgoing ---------------------------------------------------------------------------
+
+    async def _publish(self, topic: str, model: BaseModel, *, qos: int, retain: bool = False) -> bool:
+        """Publish if connected; while offline the message is dropped (never queued for later)."""
+        client = self._client
+        if client is None:
+            return False
+        try:
+            await client.publish(topic, model.model_dump_json(), qos=qos, retain=retain)
+        except MqttError as exc:
+            log.info("mqtt.publish_dropped", topic=topic, error=str(exc))
+            return False
+        return True
+
+    async def _publish_state(self, state: NestState) -> None:
+        comparable = state.model_dump(exclude={"at"})
+        if self._published_state.get(state.nest_id) == comparable:
+            return
+        if await self._publish(self.topics.nest_state(state.nest_id), state, qos=1, retain=True):
+            self._published_state[state.nest_id] = comparable
+
+    async def _publish_event(self, event: Event) -> None:
+        if event.nest_id is not None:
+            await self._publish(self.topics.nest_events(event.nest_id), event, qos=1)
+        await self._publish(self.topics.events(), event, qos=1)
+
+    async def _follow_controller(self) -> None:
+        async for item in self.controller.updates():
+            if isinstance(item, NestState):
+                await self._publish_state(item)
+            else:
+                await self._publish_event(item)
+
+    async def _telemetry_loop(self, client: Client) -> None:
+        airborne_s = 1.0 / self.settings.telemetry_airborne_hz
+        docked_s = 1.0 / self.settings.telemetry_docked_hz
+        tick_s = min(_TELEMETRY_TICK_MAX_S, airborne_s / 2, docked_s / 2)
+        last_sent: dict[int, float] = {}
+        while True:
+            now = time.monotonic()
+            for nest_id in self.nest_ids:
+                airborne = self.controller.snapshot(nest_id).phase in AIRBORNE_PHASES
+                interval_s = airborne_s if airborne else docked_s
+                if now - last_sent.get(nest_id, -interval_s) < interval_s:
+                    continue
+                sample = self.controller.telemetry(nest_id)
+                if sample is None or self.clock() - sample.at.timestamp() > self.settings.telemetry_max_age_s:
+                    continue  # nothing current to say; a stale sample is dropped, not sent late
+                await client.publish(self.topics.nest_telemetry(nest_id), sample.model_dump_json(), qos=0)
+                last_sent[nest_id] = now
+            await asyncio.sleep(tick_s)
+
+
+def _utc_now(clock: Callable[[], float]) -> datetime:
+    return datetime.fromtimestamp(clock(), tz=UTC)

@@ -1,0 +1,29 @@
+"""Run the MQTT API: against the configured broker, or the embedded one when none is configured."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from dronectl.api.broker import EmbeddedBroker
+from dronectl.api.controller import Controller
+from dronectl.api.dispatch import OutcomeStore
+from dronectl.api.mqtt import MqttApi
+from dronectl.api.settings import MqttSettings
+
+
+async def serve_api(
+    settings: MqttSettings,
+    controller: Controller,
+    *,
+    clock: Callable[[], float] = time.time,
+    outcomes: OutcomeStore | None = None,
+    version: str | None = None,
+) -> None:
+    """Serve until cancelled. With ``settings.broker`` None, an embedded broker runs alongside."""
+    api = MqttApi(settings, controller, clock=clock, outcomes=outcomes, version=version)
+    if settings.broker is not None:
+        await api.run()
+        return
+    async with EmbeddedBroker(settings.embedded_host, settings.embedded_port):
+        await api.run()
