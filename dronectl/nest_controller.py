@@ -175,7 +175,6 @@ class NestController:
     def __init__(
         self,
         config: NestConfig,
-        hardware: NestHardware,
         policy: SafetyPolicy,
         audit: AuditStore,
         fleet: FleetView,
@@ -184,7 +183,7 @@ class NestController:
         self.config = config
         self.nest_id = config.id
         self.home = GeoPoint(config.lat, config.lon)
-        self.hw = hardware
+        self._hw: NestHardware | None = None
         self.policy = policy
         self.audit = audit
         self.fleet = fleet
@@ -207,10 +206,31 @@ class NestController:
 
     # --- running ---------------------------------------------------------------------------
 
-    async def run(self, resume_flight: Flight | None = None) -> None:
-        """Watch and guard the nest until cancelled. ``resume_flight``: a flight the audit
-        store says was open when the controller last stopped (re-attached, never relaunched)."""
-        self.flight = resume_flight
+    @property
+    def hw(self) -> NestHardware:
+        if self._hw is None:
+            raise LinkLost("command", self.nest_id, "nest not attached yet")
+        return self._hw
+
+    async def run(self, hardware: NestHardware, resume_flight: Flight | None = None) -> None:
+        """Watch and guard the nest through ``hardware`` until cancelled.
+
+        ``resume_flight``: a flight the audit store says was open when the controller last
+        stopped; the controller re-attaches to it and never launches it again.
+        """
+        if resume_flight is not None and self.flight is None:
+            self.flight = resume_flight
+            self.log.info("nest.flight_resumed", flight=resume_flight.flight_id)
+        self._hw = hardware
+        try:
+            await self._run()
+        finally:
+            self._hw = None
+            self._tg = None
+            self.drone = replace(self.drone, link_up=False)
+            self.dock = replace(self.dock, link_up=False)
+
+    async def _run(self) -> None:
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
             name = f"nest[{self.nest_id:02d}]"
@@ -353,7 +373,7 @@ class NestController:
     async def _apply(self, event: ns.Event) -> ns.Transition:
         t = ns.transition(self.state, event)
         if not t.accepted:
-            self.log.info("nest.event_rejected", event=type(event).__name__, cause=t.cause)
+            self.log.info("nest.event_rejected", rejected=type(event).__name__, cause=t.cause)
             return t
         self.state = t.state
         if t.phase_changed:

@@ -32,10 +32,11 @@ async def supervise(
     name: str,
     run: Callable[[], Awaitable[None]],
     clock: Clock,
-    backoff: Backoff = Backoff(),
+    backoff: Backoff | None = None,
     on_crash: Callable[[str, BaseException, int], None] | None = None,
 ) -> None:
     """Run ``run()`` forever: restart it after it crashes or returns, waiting longer each time."""
+    backoff = backoff or Backoff()
     failures = 0
     while True:
         started = clock.monotonic()
@@ -52,7 +53,9 @@ async def supervise(
         failures += 1
         delay = backoff.delay_s(failures)
         if error is not None:
-            log.error("supervisor.child_crashed", task=name, error=repr(error), restart_in_s=delay, exc_info=error)
+            log.error(
+                "supervisor.child_crashed", task=name, error=repr(error), restart_in_s=delay, exc_info=error
+            )
             if on_crash is not None:
                 on_crash(name, error, failures)
         await asyncio.sleep(delay)  # back-off between restarts, not waiting for a state
