@@ -1,5 +1,6 @@
 """The ``dronectl`` command.
 
+    dronectl up [--broker URL] [--no-sim]   the service (simulator and MQTT broker embedded by default)
     dronectl sim [--nests 16] [--speed 10]   the simulated nests (same as python -m sitl)
     dronectl config check FILE               validate a city config file
 """
@@ -13,13 +14,17 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="dronectl", description="Control service for police drone nests.")
-    parser.add_argument("command", choices=["sim", "config"], help="what to run")
+    parser.add_argument("command", choices=["up", "sim", "config"], help="what to run")
     parser.add_argument("rest", nargs=argparse.REMAINDER, help="the command's own arguments")
     if not args or args[0] in ("-h", "--help"):
         parser.print_help()
         return 0 if args else 2
     ns = parser.parse_args(args[:1])
     rest = args[1:]
+    if ns.command == "up":
+        from dronectl.app import main as up_main
+
+        return up_main(rest)
     if ns.command == "sim":
         from sitl.__main__ import main as sim_main
 

@@ -1,0 +1,154 @@
+"""``dronectl up``: the whole service in one process.
+
+With no hardware configured it starts the built-in simulator (``python -m sitl``) as a child
+process with the same city config, and with no broker configured an embedded MQTT broker.
+Shutdown order on SIGINT/SIGTERM: stop the API (status offline), stop the fleet tasks (drones
+keep flying under PX4's own failsafes), close the links, flush the audit store, stop the
+simulator. A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import structlog
+
+from dronectl.api.audit_outcomes import AuditOutcomes
+from dronectl.api.service import serve_api
+from dronectl.api.settings import MqttSettings
+from dronectl.clock import Clock, ScaledClock, SystemClock
+from dronectl.config import CityConfig, ConfigError, load_config
+from dronectl.logging import configure_logging
+from dronectl.service import open_service
+
+log = structlog.get_logger("dronectl")
+
+SIM_READY_TIMEOUT_S = 30.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=None, help="city config file (default: the shipped one)")
+    parser.add_argument("--audit", default="var/audit.sqlite3", help="audit store (SQLite) path")
+    parser.add_argument(
+        "--broker", default=None, help="mqtt://host:port of Mosquitto/EMQX; default: an embedded broker"
+    )
+    parser.add_argument(
+        "--mqtt-port", type=int, default=1883, help="embedded broker port (next free one if taken)"
+    )
+    parser.add_argument("--no-sim", action="store_true", help="do not start the simulator: real nests")
+    parser.add_argument("--sim-speed", type=float, default=1.0, help="simulator speed factor")
+    parser.add_argument("--sim-control-port", type=int, default=18500, help="the simulator's control port")
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def embedded_port(host: str, wanted: int) -> int:
+    for port in range(wanted, wanted + 20):
+        if _port_free(host, port):
+            return port
+    raise OSError(f"no free port for the embedded MQTT broker in {wanted}..{wanted + 19}")
+
+
+@contextlib.asynccontextmanager
+async def simulator(args: argparse.Namespace, config: CityConfig) -> AsyncIterator[None]:
+    """The simulator as a child process; ready once it printed a line for every nest."""
+    cmd = [sys.executable, "-m", "sitl", "--speed", str(args.sim_speed)]
+    cmd += ["--control-port", str(args.sim_control_port)]
+    if args.config:
+        cmd += ["--config", args.config]
+    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(SIM_READY_TIMEOUT_S):
+            for _ in config.nests:
+                line = await proc.stdout.readline()
+                if not line:
+                    raise RuntimeError(f"simulator exited with {await proc.wait()} before it was ready")
+                nest = json.loads(line)
+                log.info("sim.nest", nest=nest["id"], name=nest["name"], endpoint=nest["sim_endpoint"])
+        yield
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                async with asyncio.timeout(5):
+                    await proc.wait()
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+async def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
+    audit_path = Path(args.audit)
+    audit_path.parent.mkdir(parents=True, exist_ok=True)
+    speed = 1.0 if args.no_sim else args.sim_speed
+    clock: Clock = SystemClock() if speed == 1.0 else ScaledClock(speed)
+    if args.broker is None:
+        port = embedded_port("127.0.0.1", args.mqtt_port)
+        mqtt = MqttSettings(embedded_port=port)
+        broker_url = f"mqtt://127.0.0.1:{port} (embedded)"
+    else:
+        mqtt = MqttSettings(broker=args.broker)
+        broker_url = args.broker
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            log.warning("dronectl.forced_exit")
+            sys.exit(130)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+
+    async with contextlib.AsyncExitStack() as stack:
+        if not args.no_sim:
+            await stack.enter_async_context(simulator(args, config))
+        fleet = await stack.enter_async_context(
+            open_service(config, audit_path, clock=clock, heartbeat_interval_s=1.0 / speed)
+        )
+        from dronectl.api_controller import FleetApiController
+
+        controller = FleetApiController(fleet)
+        log.info("dronectl.up", nests=len(config.nests), mqtt=broker_url, audit=str(audit_path))
+        sys.stdout.write(json.dumps({"mqtt": broker_url, "nests": len(config.nests)}) + "\n")
+        sys.stdout.flush()
+        async with asyncio.TaskGroup() as tg:
+            api = tg.create_task(
+                serve_api(mqtt, controller, outcomes=AuditOutcomes(fleet.audit)), name="api.mqtt"
+            )
+            await stop.wait()
+            api.cancel()
+    log.info("dronectl.down")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="dronectl up", description="Run the dronectl service.")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    configure_logging()
+    return asyncio.run(run(args))
