@@ -73,7 +73,8 @@ async def test_sixteen_nests_print_their_endpoints_and_answer_the_control_port()
 
 async def test_dronectl_sim_is_the_same_and_endpoints_are_stable() -> None:
     bases = (allocate_port_base(), allocate_port_base())
-    async with running_sim(sys.executable, "-m", "dronectl", "sim", "--nests", "2", bases=bases) as (first, _):
+    dronectl_sim = (sys.executable, "-m", "dronectl", "sim", "--nests", "2")
+    async with running_sim(*dronectl_sim, bases=bases) as (first, _):
         pass
     async with running_sim(sys.executable, "-m", "sitl", "--nests", "2", bases=bases) as (second, _):
         pass
