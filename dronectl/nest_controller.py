@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
@@ -64,6 +65,7 @@ TAKEOFF_TIMEOUT_S = 90.0
 ARM_RETRY_S = 30.0  # PX4 may refuse to arm for a while after boot or after the cover opens
 COVER_TIMEOUT_S = 60.0
 GUARD_PERIOD_S = 1.0
+OP_CANCEL_WAIT_S = 10.0
 
 _MODE_TO_PHASE_MODE = {
     FlightMode.TAKEOFF: ns.FlightMode.TAKEOFF,
@@ -225,6 +227,10 @@ class NestController:
         try:
             await self._run()
         finally:
+            op = self._op
+            if op is not None and not op.done():
+                op.cancel()
+                await asyncio.wait({op}, timeout=OP_CANCEL_WAIT_S)  # as a TaskGroup would wait for it
             self._hw = None
             self._tg = None
             self.drone = replace(self.drone, link_up=False)
@@ -398,9 +404,9 @@ class NestController:
         elif phase is ns.NestPhase.FAULT and t.before.phase in ns.AIRBORNE:
             await self._flight_over(FlightOutcome.LANDED_AWAY, t.cause)
         elif phase is ns.NestPhase.RETURNING and t.before.phase is not ns.NestPhase.RETURNING:
-            self._flight_event("returning", t.cause)
+            await self._flight_event("returning", t.cause)
         elif phase is ns.NestPhase.ON_STATION:
-            self._flight_event("on_station", t.cause)
+            await self._flight_event("on_station", t.cause)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
         if self._tg is None:
@@ -436,15 +442,14 @@ class NestController:
         for listener in list(self.listeners):
             listener(event)
 
-    def _flight_event(self, kind: str, message: str, **data: Any) -> None:
-        self._event(kind, message, **data)
+    async def _flight_event(self, kind: str, message: str, **data: Any) -> None:
+        """Record the event with the flight, then tell the listeners: whatever was announced is
+        in the audit store (a kill -9 right after loses nothing that anyone was told)."""
         if self.flight is not None:
-            self._spawn(
-                self.audit.record_event(
-                    FlightEvent(self.flight.flight_id, self.clock.wall(), kind, message, data or None)
-                ),
-                f"audit.{kind}",
+            await self.audit.record_event(
+                FlightEvent(self.flight.flight_id, self.clock.wall(), kind, message, data or None)
             )
+        self._event(kind, message, **data)
 
     async def _flight_over(self, outcome: FlightOutcome, note: str) -> None:
         if self.flight is None:
@@ -510,8 +515,25 @@ class NestController:
             raise CommandFailed(what, "nest controller not running", self.nest_id)
         if self._op is not None and not self._op.done():
             self._op.cancel()
-        self._op = self._tg.create_task(coro, name=f"nest[{self.nest_id:02d}].op.{what}")
-        return self._op
+        # Not in the nest's TaskGroup: an operation that fails (a command timing out, a link lost)
+        # is reported and keeps its exception for whoever awaits it, but never takes the nest's
+        # watchers and guard down with it. run() cancels it when the nest stops.
+        op = asyncio.get_running_loop().create_task(coro, name=f"nest[{self.nest_id:02d}].op.{what}")
+        op.add_done_callback(functools.partial(self._op_done, what))
+        self._op = op
+        return op
+
+    def _op_done(self, what: str, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        if isinstance(exc, DronectlError):
+            self.log.warning("nest.operation_failed", operation=what, error=str(exc))
+        else:
+            self.log.error("nest.operation_crashed", operation=what, error=repr(exc), exc_info=exc)
+        self._event("operation_failed", f"{what}: {exc}", operation=what)
 
     async def launch(
         self, target: GeoPoint, alt_above_home_m: float, command_id: str | None = None
@@ -550,7 +572,7 @@ class NestController:
                 await self._apply(ns.PreflightFailed("; ".join(problems)))
                 raise CommandFailed("launch", "preflight: " + "; ".join(problems), self.nest_id)
             await self._apply(ns.PreflightPassed())
-            self._flight_event("preflight_passed", "preflight checklist passed")
+            await self._flight_event("preflight_passed", "preflight checklist passed")
             status = self.dock.status
             if status is not None and status.charger is ChargerState.CHARGING:
                 await self._call("stop charging", self.hw.dock.set_charging(False))
@@ -559,7 +581,7 @@ class NestController:
             await self._arm_with_retry()
             await self._call("take off", self.hw.flight.takeoff(flight.alt_above_home_m))
             await self.wait_for(lambda: self.state.phase in ns.AIRBORNE, TAKEOFF_TIMEOUT_S, "take off")
-            self._flight_event("launched", f"airborne from nest {self.nest_id}")
+            await self._flight_event("launched", f"airborne from nest {self.nest_id}")
             await self._wait_climb(flight.alt_above_home_m)
         except (DronectlError, asyncio.CancelledError) as exc:
             if (
@@ -573,7 +595,7 @@ class NestController:
     async def _fly_to_station(self, target: GeoPoint, alt_above_home_m: float) -> None:
         goal = GeoTarget(target.lat_deg, target.lon_deg, alt_above_home_m, AltitudeReference.RELATIVE)
         await self._call("go to", self.hw.flight.goto(goal))
-        self._flight_event("en_route", f"flying to {target}", lat=target.lat_deg, lon=target.lon_deg)
+        await self._flight_event("en_route", f"flying to {target}", lat=target.lat_deg, lon=target.lon_deg)
         await self.wait_for(
             lambda: self._distance_to(target) < ARRIVAL_RADIUS_M or not self.state.flying,
             3600.0,
@@ -687,14 +709,14 @@ class NestController:
         await self._call("orbit", self.hw.flight.orbit(goal, radius_m, speed_mps))
         if self.flight is not None:
             self.flight = replace(self.flight, target=centre)
-        self._flight_event("orbit", f"orbiting {centre} at {radius_m:.0f} m", radius_m=radius_m)
+        await self._flight_event("orbit", f"orbiting {centre} at {radius_m:.0f} m", radius_m=radius_m)
 
     async def hold(self) -> None:
         self._require_airborne("hold")
         if self._op is not None and not self._op.done():
             self._op.cancel()
         await self._call("hold", self.hw.flight.hold())
-        self._flight_event("hold", "holding position")
+        await self._flight_event("hold", "holding position")
 
     async def return_home(self, reason: str = "operator") -> None:
         if not self.state.flying:
@@ -741,14 +763,14 @@ class NestController:
 
     async def say(self, text: str, lang: str = "zh", volume_pct: int | None = None, repeat: int = 0) -> None:
         await self._call("speak", self.hw.payload.say(text, lang=lang, volume_pct=volume_pct, repeat=repeat))
-        self._flight_event("speaker", text, lang=lang)
+        await self._flight_event("speaker", text, lang=lang)
 
     async def stop_speaker(self) -> None:
         await self._call("stop speaker", self.hw.payload.stop_speaker())
 
     async def set_light(self, pattern: LightPattern, brightness_pct: int = 100) -> None:
         await self._call("light", self.hw.payload.set_light(pattern, brightness_pct))
-        self._flight_event("light", f"light {pattern.value}", pattern=pattern.value)
+        await self._flight_event("light", f"light {pattern.value}", pattern=pattern.value)
 
     # --- in-flight guard -------------------------------------------------------------------
 
@@ -762,7 +784,7 @@ class NestController:
                 continue
             self._returning_for = reason
             self.log.warning("nest.guard_return", reason=reason)
-            self._flight_event("returning", reason, automatic=True)
+            await self._flight_event("returning", reason, automatic=True)
             try:
                 await self.return_home(reason)
             except DronectlError as exc:

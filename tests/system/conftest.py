@@ -26,6 +26,7 @@ class System:
     world: SimWorld
     fleet: Fleet
     audit_path: Path
+    speed: float
 
     def nest(self, nest_id: int) -> NestController:
         return self.fleet.nest(nest_id)
@@ -56,21 +57,34 @@ def nest_ids() -> list[int]:
 
 
 @pytest.fixture
-async def system(port_base: tuple[int, int], nest_ids: list[int], tmp_path: Path) -> AsyncIterator[System]:
+def sim_speed() -> float:
+    """Simulated seconds per real second; a module with many nests in flight lowers it so the one
+    process running both the simulator and the service keeps up."""
+    return SIM_SPEED
+
+
+@pytest.fixture
+async def system(
+    port_base: tuple[int, int], nest_ids: list[int], sim_speed: float, tmp_path: Path
+) -> AsyncIterator[System]:
     config = system_config(port_base, nest_ids)
     sites = make_sites(config)
     audit_path = tmp_path / "audit.sqlite3"
     async with (
-        SimWorld(sites, speed=SIM_SPEED) as world,
+        SimWorld(sites, speed=sim_speed) as world,
         open_service(
             config,
             audit_path,
-            clock=ScaledClock(SIM_SPEED),
+            clock=ScaledClock(sim_speed),
             backoff=Backoff(first_s=0.2, max_s=2.0),
-            heartbeat_interval_s=1.0 / SIM_SPEED,
+            heartbeat_interval_s=1.0 / sim_speed,
         ) as fleet,
     ):
-        system = System(config, world, fleet, audit_path)
+        system = System(config, world, fleet, audit_path, sim_speed)
         for nest_id in nest_ids:
             await system.wait(nest_id, lambda c: c.state.phase in (NestPhase.READY, NestPhase.CHARGING), 60.0)
+            # and what the launch checks need: without them a launch is refused ("weather unknown")
+            await system.wait(
+                nest_id, lambda c: c.dock.weather is not None and c.drone.battery_pct is not None, 10.0
+            )
         yield system
