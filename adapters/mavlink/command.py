@@ -2,8 +2,10 @@
 
 COMMAND_LONG is resent with its ``confirmation`` field counting the attempts until the first
 COMMAND_ACK; an IN_PROGRESS answer stops the resending and the final answer is awaited as long as
-progress keeps coming. Answers are matched by command id, by the component that sends them and by
-the station they are addressed to (0 counts as anyone); one command id at a time per component
+progress keeps coming. When progress stops coming (a lost final ACK looks just like that), the
+command is sent again, up to ``attempts`` times, and a component that is already done answers.
+Answers are matched by command id, by the component that sends them and by the station they are
+addressed to (0 counts as anyone); one command id at a time per component
 (a second one in flight is BUSY). While the component's heartbeat watchdog says it is lost, a
 command fails at once, and one waiting for its answer ends as soon as the link is lost.
 
@@ -211,15 +213,20 @@ class CommandSender:
         loop = asyncio.get_running_loop()
         end = pending.since + policy.max_duration_s
         attempts = 0
+        silent = 0  # sends since the last answer
         progress: int | None = None
         deadline = loop.time()
         while True:
             now = loop.time()
-            if progress is None and now >= deadline:
-                if attempts >= policy.attempts:
-                    return CommandAck(command, CommandResult.TIMEOUT, attempts, text=self._reason(pending))
+            if now >= deadline:
+                # No answer yet, or progress stopped coming (its final ACK may have been lost):
+                # send again. A component already done answers the repeat at once.
+                if silent >= policy.attempts:
+                    reason = self._reason(pending)
+                    return CommandAck(command, CommandResult.TIMEOUT, attempts, progress, text=reason)
                 self._send(build(attempts))
                 attempts += 1
+                silent += 1
                 deadline = now + policy.ack_timeout_s
             wait_s = min(deadline, end) - now
             if wait_s <= 0:
@@ -231,6 +238,7 @@ class CommandSender:
             if answer is None:
                 continue
             assert isinstance(answer, mav.MAVLink_command_ack_message)
+            silent = 0
             if answer.result == mav.MAV_RESULT_IN_PROGRESS:
                 progress = int(answer.progress) if answer.progress <= 100 else progress or 0
                 deadline = loop.time() + policy.progress_timeout_s

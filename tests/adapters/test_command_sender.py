@@ -77,13 +77,37 @@ async def test_in_progress_stops_resending_and_waits_for_the_final_answer(loopba
     assert len(loopback.nest.of_type("COMMAND_LONG")) == 1
 
 
-async def test_progress_that_stops_is_a_timeout(loopback: Loopback) -> None:
+async def test_progress_that_stops_is_asked_again_then_a_timeout(loopback: Loopback) -> None:
     link = await connected_link(loopback)
-    loopback.nest.on_command = lambda cmd: loopback.nest.ack(cmd, mav.MAV_RESULT_IN_PROGRESS, 10)
+    answered: list[object] = []
+
+    def first_only(cmd: object) -> None:
+        if not answered:
+            answered.append(cmd)
+            loopback.nest.ack(cmd, mav.MAV_RESULT_IN_PROGRESS, 10)
+
+    loopback.nest.on_command = first_only
     ack = await link.commands.command_long(CMD, (1.0,))
     assert ack.result is CommandResult.TIMEOUT
     assert ack.progress_pct == 10
-    assert len(loopback.nest.of_type("COMMAND_LONG")) == 1
+    assert len(loopback.nest.of_type("COMMAND_LONG")) == 1 + FAST.attempts
+
+
+async def test_lost_final_answer_is_recovered_by_asking_again(loopback: Loopback) -> None:
+    link = await connected_link(loopback)
+    sent: list[object] = []
+
+    def progress_then_done(cmd: object) -> None:
+        sent.append(cmd)
+        if len(sent) == 1:
+            loopback.nest.ack(cmd, mav.MAV_RESULT_IN_PROGRESS, 50)  # its final ACCEPTED is "lost"
+        else:
+            loopback.nest.ack(cmd, mav.MAV_RESULT_ACCEPTED)  # already there: answers at once
+
+    loopback.nest.on_command = progress_then_done
+    ack = await link.commands.command_long(CMD, (1.0,))
+    assert ack.result is CommandResult.SUCCESS
+    assert len(sent) == 2
 
 
 async def test_refusal_carries_the_components_reason(loopback: Loopback) -> None:
