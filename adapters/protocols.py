@@ -366,3 +366,64 @@ class Payload(Protocol):
     def light_status(self) -> AsyncIterator[LightStatus]: ...
 
     def link_state(self) -> AsyncIterator[LinkState]: ...
+
+
+# camera ------------------------------------------------------------------------------------------
+class VideoTransport(enum.Enum):
+    RTP_UDP = "rtp_udp"  # the camera pushes RTP to the ground station's port
+    RTSP = "rtsp"
+    TCP_MPEG = "tcp_mpeg"
+    MPEG_TS_UDP = "mpeg_ts_udp"
+    WHEP = "whep"
+    UNKNOWN = "unknown"
+
+
+class VideoEncoding(enum.Enum):
+    H264 = "h264"
+    H265 = "h265"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class VideoStreamInfo:
+    """A camera's video stream as it advertises it (MAVLink VIDEO_STREAM_INFORMATION)."""
+
+    stream_id: int
+    name: str
+    transport: VideoTransport
+    encoding: VideoEncoding
+    uri: str  # RTP/UDP: "udp://0.0.0.0:<port>", the port the ground station listens on
+    width_px: int
+    height_px: int
+    framerate_hz: float
+    bitrate_bps: int
+    hfov_deg: int
+
+
+@dataclass(frozen=True)
+class AccessUnit:
+    """One coded picture as the camera sent it: H.264 NAL units in Annex-B (start codes)."""
+
+    data: bytes
+    rtp_timestamp: int  # 90 kHz
+    keyframe: bool  # an IDR picture, with its SPS and PPS in front
+    capture_time_us: int | None  # wall clock when the picture was taken, when the camera says
+    received_time_us: int  # wall clock when its last packet arrived
+
+
+class Camera(Protocol):
+    """The drone's camera: its live stream, passed on as coded (never re-encoded)."""
+
+    async def stream_info(self) -> VideoStreamInfo:
+        """Ask the camera what it streams (and where)."""
+
+    async def start_streaming(self) -> None:
+        """Make the camera stream to us; returns once it accepted. Idempotent."""
+
+    async def stop_streaming(self) -> None:
+        """Tell the camera to stop; the access-unit iterators end."""
+
+    def access_units(self) -> AsyncIterator[AccessUnit]:
+        """Each complete access unit from the next keyframe on, until streaming stops."""
+
+    def link_state(self) -> AsyncIterator[LinkState]: ...

@@ -44,7 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--mqtt-port", type=int, default=1883, help="embedded broker port (next free one if taken)"
     )
     parser.add_argument("--no-sim", action="store_true", help="do not start the simulator: real nests")
-    parser.add_argument("--sim-speed", type=float, default=1.0, help="simulator speed factor")
+    parser.add_argument(
+        "--sim-speed",
+        type=float,
+        default=1.0,
+        help="simulator speed factor (also for a simulator started apart, with --no-sim): our heartbeats "
+        "and measured rates follow it",
+    )
     parser.add_argument("--sim-control-port", type=int, default=18500, help="the simulator's control port")
 
 
@@ -102,7 +108,10 @@ async def run(args: argparse.Namespace) -> int:
         return 2
     audit_path = Path(args.audit)
     audit_path.parent.mkdir(parents=True, exist_ok=True)
-    speed = 1.0 if args.no_sim else args.sim_speed
+    speed = args.sim_speed
+    if speed <= 0:
+        sys.stderr.write("--sim-speed must be positive\n")
+        return 2
     clock: Clock = SystemClock() if speed == 1.0 else ScaledClock(speed)
     if args.broker is None:
         port = embedded_port("127.0.0.1", args.mqtt_port)

@@ -4,7 +4,7 @@ Components and their ids (see ``sitl.component``):
     autopilot 1 (PX4 quadrotor)  ``sitl.autopilot.px4.Px4Autopilot``
     dock      25 (charging station, cover, charger, weather station)  ``sitl.dock.SimDock``
     payload   158 (loudspeaker + warning light)  ``sitl.payload.SimPayload``
-A later camera component (id 100) plugs in the same way.
+    camera    100 (nadir video over RTP/UDP)  ``sitl.camera.SimCamera``
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from dataclasses import dataclass
 
 from adapters.mavlink import dronectl_v20 as mav
 from sitl.autopilot.px4 import Px4Autopilot
+from sitl.camera import NestMarker, SceneState, SimCamera
 from sitl.clock import SimClock
 from sitl.component import (
     AUTOPILOT_COMPID,
+    CAMERA_COMPID,
     DOCK_COMPID,
     PAYLOAD_COMPID,
     MAVLinkMessage,
@@ -43,7 +45,9 @@ class NestSite:
 
 
 class SimNest:
-    def __init__(self, site: NestSite, clock: SimClock, weather: Weather | None = None) -> None:
+    def __init__(
+        self, site: NestSite, clock: SimClock, weather: Weather | None = None, scene: SceneState | None = None
+    ) -> None:
         self.site = site
         self.clock = clock
         self.ctx = NestContext(
@@ -61,7 +65,13 @@ class SimNest:
         self.autopilot = Px4Autopilot(self.ctx, Outbox(sysid, AUTOPILOT_COMPID, self.link.transmit), dock=self)
         self.dock = SimDock(self.ctx, Outbox(sysid, DOCK_COMPID, self.link.transmit), drone=self)
         self.payload = SimPayload(self.ctx, Outbox(sysid, PAYLOAD_COMPID, self.link.transmit))
-        self.components: list[SimComponent] = [self.autopilot, self.dock, self.payload]
+        # What the cameras film; share one SceneState between nests so they all see the same city.
+        self.scene = scene if scene is not None else SceneState()
+        self.scene.add_nest(NestMarker(site.nest_id, site.home.lat_deg, site.home.lon_deg))
+        video_host = site.remote[0] if site.remote is not None else "127.0.0.1"
+        camera_outbox = Outbox(sysid, CAMERA_COMPID, self.link.transmit)
+        self.camera = SimCamera(self.ctx, camera_outbox, self.autopilot, self.scene, video_host=video_host)
+        self.components: list[SimComponent] = [self.autopilot, self.dock, self.payload, self.camera]
         self._last_step_s = clock.now()
 
     # the views components have of each other (sitl.environment.DockView / DroneView) --------
@@ -92,6 +102,7 @@ class SimNest:
         await loop.create_datagram_endpoint(lambda: self.link, local_addr=self.site.bind)
 
     def close(self) -> None:
+        self.camera.close()
         self.link.close()
 
     def step(self, now_s: float, max_dt_s: float = 0.05) -> None:

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from dronectl.api.models import ErrorBody, ErrorCode, Reply
-from dronectl.audit import AuditStore
+import time
+from collections.abc import Callable
+
+import structlog
+
+from dronectl.api.models import ErrorBody, ErrorCode, Reply, Request
+from dronectl.audit import AuditError, AuditStore, CommandOutcome, CommandRecord, DuplicateCommandError
+
+log = structlog.get_logger(__name__)
 
 _OK = {"accepted", "in_progress", "succeeded"}
 _DEFAULT_CODE = {"refused": ErrorCode.REFUSED, "cancelled": ErrorCode.FAILED, "failed": ErrorCode.FAILED}
@@ -19,10 +26,36 @@ def reply_from_outcome(command_id: str, outcome: str, code: str | None, message:
 
 
 class AuditOutcomes:
-    """Implements dronectl.api.dispatch.OutcomeStore on the audit store."""
+    """Implements dronectl.api.dispatch.OutcomeStore and RefusalLog on the audit store: a request
+    refused before it reached the controller (expired, forbidden, ...) is recorded too."""
 
-    def __init__(self, store: AuditStore) -> None:
+    def __init__(self, store: AuditStore, clock: Callable[[], float] = time.time) -> None:
         self._store = store
+        self._clock = clock
+
+    async def record_refusal(self, request: Request, nest_id: int | None, reply: Reply) -> None:
+        error = reply.error
+        message = None
+        if error is not None:
+            message = error.message + (": " + "; ".join(error.reasons) if error.reasons else "")
+        record = CommandRecord(
+            command_id=request.id,
+            at_unix_s=self._clock(),
+            actor_id=request.actor.id,
+            actor_role=request.actor.role.value,
+            nest_id=nest_id,
+            method=request.method,
+            args=request.args,
+            outcome=CommandOutcome.REFUSED,
+            code=error.code.value if error is not None else None,
+            message=message,
+        )
+        try:
+            await self._store.record_command(record)
+        except DuplicateCommandError:
+            pass  # recorded with its first outcome already
+        except (AuditError, ValueError, TypeError) as exc:
+            log.error("api.audit_refusal_failed", id=request.id, error=str(exc))
 
     async def first_outcome(self, command_id: str) -> Reply | None:
         row = await self._store.first_outcome(command_id)

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
 
@@ -51,6 +51,13 @@ class OutcomeStore(Protocol):
     async def first_outcome(self, command_id: str) -> Reply | None: ...
 
 
+@runtime_checkable
+class RefusalLog(Protocol):
+    """An OutcomeStore that also records the requests refused here (expired, forbidden, ...)."""
+
+    async def record_refusal(self, request: Request, nest_id: int | None, reply: Reply) -> None: ...
+
+
 @dataclass(frozen=True)
 class Execute:
     command: Command
@@ -62,6 +69,7 @@ class Refuse:
     reply: Reply
     reply_to: str | None  # None: nowhere to answer; the event still goes out
     event: Event
+    request: Request | None = None  # the request, when it could be read (to audit the refusal)
 
 
 @dataclass(frozen=True)
@@ -274,7 +282,8 @@ class Dispatcher:
         message: str,
         reasons: list[str] | None = None,
     ) -> Refuse:
-        return self._refuse(request.id, request.reply_to, nest_id, request.method, code, message, reasons)
+        refusal = self._refuse(request.id, request.reply_to, nest_id, request.method, code, message, reasons)
+        return Refuse(refusal.reply, refusal.reply_to, refusal.event, request)
 
     def _refuse(
         self,

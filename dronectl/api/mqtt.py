@@ -37,6 +37,7 @@ from dronectl.api.dispatch import (
     Ignore,
     IncidentAccepted,
     OutcomeStore,
+    RefusalLog,
     Refuse,
     Repeat,
     first_reply,
@@ -212,6 +213,8 @@ class MqttApi:
             log.info("mqtt.ignored", topic=topic, reason=decision.reason)
         elif isinstance(decision, Refuse):
             log.info("mqtt.refused", topic=topic, id=decision.reply.id, error=decision.event.message)
+            if decision.request is not None and isinstance(self.outcomes, RefusalLog):
+                await self.outcomes.record_refusal(decision.request, decision.event.nest_id, decision.reply)
             if decision.reply_to is not None:
                 await self._publish(decision.reply_to, decision.reply, qos=1)
             await self._publish_event(decision.event)

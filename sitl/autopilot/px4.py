@@ -626,11 +626,15 @@ class Px4Autopilot:
             self._obstructed_since_s = self._now_s
         elif self._now_s - self._obstructed_since_s >= OBSTRUCTED_ABORT_S:
             self._obstructed_since_s = None
-            self._text("Takeoff aborted: climb obstructed, dock cover closed\t", mav.MAV_SEVERITY_CRITICAL)
+            self._text("Takeoff aborted: dock cover closed\t", mav.MAV_SEVERITY_CRITICAL)
             self._record("takeoff.obstructed", reason="dock cover closed")
             self._mission_after_takeoff = False
             self._set_mode(FlightMode.LAND, task=False)
-            self._task = Land(self.params, s.north_m, s.east_m)
+            if self._landed:  # never got off the pad: settle back and disarm as after a landing
+                self._task = None
+                self._disarm_at_s = self._now_s + max(0.5, self.params["COM_DISARM_LAND"])
+            else:
+                self._task = Land(self.params, s.north_m, s.east_m)
 
     def _handle_nav_events(self) -> None:
         task = self._task
