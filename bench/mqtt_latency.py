@@ -1,0 +1,477 @@
+"""Latency from an MQTT command to the MAVLink command on the nest's link, with 16 nests airborne.
+
+    python bench/mqtt_latency.py [--samples 30] [--speed 1] [--broker mqtt://127.0.0.1:1883] [--check]
+
+Set-up, as in production but on one machine: the simulator (16 nests, ``SimWorld``) in a child
+process; in this process the real service (``open_service``: MAVSDK, pymavlink, the audit store
+with FULL durability) with the MQTT API (``serve_api`` + ``FleetApiController``); and an
+independent paho-mqtt client as the command center. The broker is the one at ``--broker``
+(Mosquitto at 127.0.0.1:1883 by default) or, when none answers there, the embedded one.
+
+The command center launches all 16 drones over MQTT (a short hop from each nest) and waits until
+each is on station. Then every nest, concurrently, gets ``--samples`` commands of each kind, one
+at a time (the next after the previous one's final outcome, with 50-150 ms of jitter between):
+
+* ``light.set`` (to the payload, pymavlink): MAV_CMD_DRONECTL_LIGHT_SET on the link;
+* ``hold`` (to the autopilot, MAVSDK): the mode command on the link.
+
+The latency of a command is from just before the command center's publish to the moment the
+simulated nest receives the matching COMMAND_LONG/COMMAND_INT (its link's dispatch is hooked in the
+child; both sides read CLOCK_MONOTONIC, which is system-wide). It includes the broker hops, the
+API's validation and dispatch, the audit store's committed record of the command (it is recorded
+before anything is sent), the controller and the adapter. Prints p50/p95/p99/max per kind and a
+JSON line; ``--check`` exits 1 when a p99 is 20 ms or more. Exit 2 when the set-up fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing as mp
+import queue
+import random
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from multiprocessing.queues import Queue as MpQueue
+from multiprocessing.synchronize import Event as MpEvent
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import paho.mqtt.client as paho  # noqa: E402 - needs ROOT on sys.path first
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+
+from adapters.mavlink import dronectl_v20 as mav  # noqa: E402
+from dronectl.api.audit_outcomes import AuditOutcomes  # noqa: E402
+from dronectl.api.service import serve_api  # noqa: E402
+from dronectl.api.settings import MqttSettings  # noqa: E402
+from dronectl.api_controller import FleetApiController  # noqa: E402
+from dronectl.clock import Clock, ScaledClock, SystemClock  # noqa: E402
+from dronectl.config import CityConfig, MavlinkConfig, load_config  # noqa: E402
+from dronectl.geo import GeoPoint, destination  # noqa: E402
+from dronectl.logging import configure_logging  # noqa: E402
+from dronectl.service import open_service  # noqa: E402
+from dronectl.supervisor import Backoff  # noqa: E402
+
+TARGET_P99_MS = 20.0
+HOP_M = 150.0
+HOP_ALT_M = 25.0
+KINDS = {"light.set": mav.MAV_CMD_DRONECTL_LIGHT_SET, "hold": mav.MAV_CMD_DO_SET_MODE}
+LIGHT_MODES = ("steady", "strobe", "police", "off")
+WATCHED = frozenset(KINDS.values())
+
+
+class BenchError(Exception):
+    """The set-up failed."""
+
+
+# --- ports and config ------------------------------------------------------------------------------
+
+
+def _free_udp_range(span: int) -> int:
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 60000, 50)
+        socks = []
+        try:
+            for offset in range(span + 1):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", base + offset))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise BenchError("no free UDP port range")
+
+
+def bench_config(sim_base: int, client_base: int) -> CityConfig:
+    base = load_config()
+    return base.model_copy(
+        update={
+            "mavlink": MavlinkConfig(host="127.0.0.1", client_port_base=client_base, sim_port_base=sim_base)
+        }
+    )
+
+
+def _listening(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def _free_tcp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- the simulator, in a child process ---------------------------------------------------------------
+
+
+def _sim_child(sim_base: int, client_base: int, speed: float, seen: MpQueue[Any], stop: MpEvent) -> None:
+    """Run the 16-nest simulator; report every watched command a nest receives (monotonic ns)."""
+    from sitl.world import SimWorld, make_sites
+
+    configure_logging()
+
+    async def main() -> None:
+        config = bench_config(sim_base, client_base)
+        async with SimWorld(make_sites(config), speed=speed) as world:
+            for nest_id, nest in world.nests.items():
+                original = nest.link._dispatch
+
+                def hooked(msg: Any, nest_id: int = nest_id, original: Any = original) -> None:
+                    if msg.get_msgId() in (mav.MAVLINK_MSG_ID_COMMAND_LONG, mav.MAVLINK_MSG_ID_COMMAND_INT):
+                        command = int(msg.command)
+                        if command in WATCHED:
+                            seen.put_nowait((time.monotonic_ns(), nest_id, command, float(msg.param1)))
+                    original(msg)
+
+                nest.link._dispatch = hooked
+            seen.put_nowait("ready")
+            await asyncio.to_thread(stop.wait)
+
+    asyncio.run(main())
+
+
+# --- the command center, in a child process of its own -----------------------------------------------
+
+
+class CommandCenter:
+    """paho-mqtt on its own thread; final outcomes collected per command id, phases per nest."""
+
+    def __init__(self, host: str, port: int, root: str) -> None:
+        self.root = root
+        self.loop = asyncio.get_running_loop()
+        self.finals: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.phases: dict[int, str] = {}
+        self.online = asyncio.Event()
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:8]}")
+        self.client.on_message = self._on_message
+        self.client.connect(host, port, 30)
+        self.client.subscribe(f"{root}/replies/bench/#", qos=1)
+        self.client.subscribe(f"{root}/status", qos=1)
+        self.client.subscribe(f"{root}/nests/+/state", qos=1)
+        self.client.loop_start()
+
+    def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
+        payload = json.loads(message.payload)
+        self.loop.call_soon_threadsafe(self._received, message.topic, payload)
+
+    def _received(self, topic: str, payload: dict[str, Any]) -> None:
+        if topic.endswith("/status"):
+            if payload.get("state") == "online":
+                self.online.set()
+            return
+        if topic.endswith("/state"):
+            self.phases[int(payload["nest_id"])] = str(payload["phase"])
+            return
+        future = self.finals.get(str(payload.get("id")))
+        if future is None or future.done():
+            return
+        refused = payload["kind"] == "reply" and not payload["ok"]
+        if refused or (
+            payload["kind"] == "progress" and payload["state"] in ("succeeded", "failed", "cancelled")
+        ):
+            future.set_result(payload)
+
+    def publish(self, nest_id: int, method: str, args: dict[str, Any]) -> tuple[str, int]:
+        """Publish at QoS 1; returns the id and the monotonic ns just before the publish."""
+        command_id = f"{method}-{uuid.uuid4().hex[:12]}"
+        self.finals[command_id] = self.loop.create_future()
+        body = {
+            "id": command_id,
+            "method": method,
+            "args": args,
+            "actor": {"id": "bench", "role": "pilot"},
+            "issued_at": datetime.now(UTC).isoformat(),
+            "ttl_s": 30.0,
+            "reply_to": f"{self.root}/replies/bench/{command_id}",
+        }
+        data = json.dumps(body).encode()
+        sent_ns = time.monotonic_ns()
+        self.client.publish(f"{self.root}/nests/{nest_id}/commands", data, qos=1)
+        return command_id, sent_ns
+
+    async def final(self, command_id: str, timeout_s: float) -> dict[str, Any]:
+        async with asyncio.timeout(timeout_s):
+            return await self.finals[command_id]
+
+    async def wait_phases(self, nest_ids: list[int], phases: set[str], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not all(self.phases.get(n) in phases for n in nest_ids):
+            if time.monotonic() > deadline:
+                raise BenchError(f"nests not {sorted(phases)} after {timeout_s:g} s: {self.phases}")
+            await asyncio.sleep(0.1)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@dataclass(frozen=True)
+class Sent:
+    nest_id: int
+    kind: str
+    command_id: str
+    sent_ns: int
+    param1: float | None  # what the MAVLink command must carry (the light pattern), None: any
+
+
+async def _launch_all(cc: CommandCenter, config: CityConfig, speed: float) -> float:
+    started = time.monotonic()
+    sent = []
+    for i, nest in enumerate(config.nests):
+        target = destination(GeoPoint(nest.lat, nest.lon), (i * 137.0) % 360.0, HOP_M)
+        args = {"target": {"lat": target.lat_deg, "lon": target.lon_deg, "alt_m": HOP_ALT_M}}
+        sent.append((nest.id, cc.publish(nest.id, "launch", args)[0]))
+    for nest_id, command_id in sent:
+        outcome = await cc.final(command_id, timeout_s=600.0 / speed + 60.0)
+        if outcome.get("state") != "succeeded":
+            raise BenchError(f"nest {nest_id} launch did not reach station: {outcome}")
+    return time.monotonic() - started
+
+
+async def _measure_nest(cc: CommandCenter, nest_id: int, kind: str, samples: int, out: list[Sent]) -> None:
+    rng = random.Random(nest_id)
+    await asyncio.sleep(rng.uniform(0.0, 0.15))
+    for i in range(samples):
+        if kind == "light.set":
+            mode = LIGHT_MODES[i % len(LIGHT_MODES)]
+            command_id, sent_ns = cc.publish(nest_id, kind, {"mode": mode})
+            param1: float | None = float(getattr(mav, f"LIGHT_PATTERN_{mode.upper()}"))
+        else:
+            command_id, sent_ns = cc.publish(nest_id, kind, {})
+            param1 = None
+        outcome = await cc.final(command_id, timeout_s=15.0)
+        if outcome.get("state") != "succeeded":
+            raise BenchError(f"nest {nest_id} {kind} did not succeed: {outcome}")
+        out.append(Sent(nest_id, kind, command_id, sent_ns, param1))
+        await asyncio.sleep(rng.uniform(0.05, 0.15))
+
+
+def _cc_child(
+    host: str,
+    port: int,
+    root: str,
+    sim_base: int,
+    client_base: int,
+    speed: float,
+    samples: int,
+    out: MpQueue[Any],
+) -> None:
+    """The command center: wait until every nest is ready, launch all, then send the commands."""
+
+    async def main() -> dict[str, Any]:
+        config = bench_config(sim_base, client_base)
+        nest_ids = [n.id for n in config.nests]
+        cc = CommandCenter(host, port, root)
+        try:
+            async with asyncio.timeout(30):
+                await cc.online.wait()
+            await cc.wait_phases(nest_ids, {"ready", "charging"}, 90.0)
+            launch_s = await _launch_all(cc, config, speed)
+            await cc.wait_phases(nest_ids, {"on_station"}, 10.0)
+            sent: list[Sent] = []
+            for kind in KINDS:
+                await asyncio.gather(*(_measure_nest(cc, n, kind, samples, sent) for n in nest_ids))
+            airborne_after = sum(1 for n in nest_ids if cc.phases.get(n) == "on_station")
+            return {"launch_to_station_s": round(launch_s, 1), "sent": sent, "airborne_after": airborne_after}
+        finally:
+            cc.close()
+
+    try:
+        out.put(asyncio.run(main()))
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which exits 2
+        out.put(BenchError(f"command center: {exc!r}"))
+
+
+# --- the run: the service in this process --------------------------------------------------------------
+
+
+class Observations:
+    def __init__(self, queue: MpQueue[Any]) -> None:
+        self.queue = queue
+        self.by_nest: dict[int, list[tuple[int, int, float]]] = {}
+
+    def drain(self) -> None:
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, tuple):
+                t_ns, nest_id, command, param1 = item
+                self.by_nest.setdefault(nest_id, []).append((t_ns, command, param1))
+
+    def latency_ms(self, sent: Sent) -> float | None:
+        for t_ns, command, param1 in self.by_nest.get(sent.nest_id, []):
+            if t_ns < sent.sent_ns or command != KINDS[sent.kind]:
+                continue
+            if sent.param1 is not None and param1 != sent.param1:
+                continue
+            return (t_ns - sent.sent_ns) / 1e6
+        return None
+
+
+@contextlib.asynccontextmanager
+async def service(
+    config: CityConfig, speed: float, settings: MqttSettings, audit_dir: Path
+) -> AsyncIterator[None]:
+    clock: Clock = SystemClock() if speed == 1.0 else ScaledClock(speed)
+    async with open_service(
+        config,
+        audit_dir / "audit.sqlite3",
+        clock=clock,
+        backoff=Backoff(first_s=0.2, max_s=2.0),
+        heartbeat_interval_s=1.0 / speed,
+    ) as fleet:
+        controller = FleetApiController(fleet)
+        api = asyncio.create_task(
+            serve_api(settings, controller, outcomes=AuditOutcomes(fleet.audit)), name="api"
+        )
+        try:
+            yield
+        finally:
+            api.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await api
+            await controller.aclose()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100.0 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def _figures(sent: list[Sent], observations: Observations, kind: str) -> dict[str, Any]:
+    mine = [s for s in sent if s.kind == kind]
+    latencies = [ms for s in mine if (ms := observations.latency_ms(s)) is not None]
+    if not latencies:
+        raise BenchError(f"no {kind} command was seen on the links")
+    return {
+        "samples": len(latencies),
+        "unmatched": len(mine) - len(latencies),
+        "p50_ms": round(statistics.median(latencies), 2),
+        "p95_ms": round(percentile(latencies, 95), 2),
+        "p99_ms": round(percentile(latencies, 99), 2),
+        "max_ms": round(max(latencies), 2),
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    sim_base, client_base = _free_udp_range(20), _free_udp_range(20)
+    config = bench_config(sim_base, client_base)
+    address = MqttSettings(broker=args.broker).address()
+    if _listening(address.host, address.port):
+        settings = MqttSettings(broker=args.broker, root=f"bench-{uuid.uuid4().hex[:8]}/dronectl/v1")
+        broker = f"{args.broker}"
+    else:
+        settings = MqttSettings(embedded_port=address.port, root=f"bench-{uuid.uuid4().hex[:8]}/dronectl/v1")
+        broker = f"embedded on port {address.port}"
+    ctx = mp.get_context("spawn")
+    seen: MpQueue[Any] = ctx.Queue()
+    results: MpQueue[Any] = ctx.Queue()
+    stop = ctx.Event()
+    sim = ctx.Process(target=_sim_child, args=(sim_base, client_base, args.speed, seen, stop), daemon=True)
+    sim.start()
+    cc: Any = None
+    try:
+        first = await asyncio.to_thread(seen.get, True, 60.0)
+        if first != "ready":
+            raise BenchError(f"simulator said {first!r}")
+        with tempfile.TemporaryDirectory() as tmp:
+            async with service(config, args.speed, settings, Path(tmp)):
+                cc = ctx.Process(
+                    target=_cc_child,
+                    args=(
+                        address.host,
+                        address.port,
+                        settings.root,
+                        sim_base,
+                        client_base,
+                        args.speed,
+                        args.samples,
+                        results,
+                    ),
+                    daemon=True,
+                )
+                cc.start()
+                outcome = await asyncio.to_thread(results.get, True, 1800.0)
+                if isinstance(outcome, BaseException):
+                    raise outcome
+        observations = Observations(seen)
+        observations.drain()
+        sent: list[Sent] = outcome["sent"]
+        figures: dict[str, Any] = {
+            "nests_airborne": len(config.nests),
+            "nests_airborne_after": outcome["airborne_after"],
+            "launch_to_station_s": outcome["launch_to_station_s"],
+            "speed": args.speed,
+            "broker": broker,
+        }
+        for kind in KINDS:
+            figures[kind] = _figures(sent, observations, kind)
+        return figures
+    finally:
+        stop.set()
+        for child in (sim, cc):
+            if child is not None:
+                child.join(10)
+                if child.is_alive():
+                    child.kill()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=int, default=30, help="commands of each kind per nest")
+    parser.add_argument("--speed", type=float, default=1.0, help="simulator speed factor (1: PX4 rates)")
+    parser.add_argument(
+        "--broker", default="mqtt://127.0.0.1:1883", help="embedded on this port if none answers"
+    )
+    parser.add_argument("--check", action="store_true", help=f"exit 1 unless each p99 < {TARGET_P99_MS:g} ms")
+    args = parser.parse_args(argv)
+    configure_logging(level="WARNING")
+    try:
+        figures = asyncio.run(run(args))
+    except (BenchError, TimeoutError) as exc:
+        sys.stderr.write(f"mqtt_latency: {exc!r}\n")
+        return 2
+    out = sys.stdout
+    out.write(
+        f"{figures['nests_airborne']} nests airborne (on station after {figures['launch_to_station_s']} s; "
+        f"{figures['nests_airborne_after']} still on station at the end), speed {figures['speed']:g}x, "
+        f"broker {figures['broker']}\n"
+    )
+    ok = True
+    for kind in KINDS:
+        f = figures[kind]
+        ok = ok and f["p99_ms"] < TARGET_P99_MS
+        out.write(
+            f"MQTT {kind:9s} -> MAVLink on the nest link: p50 {f['p50_ms']:.2f} ms  "
+            f"p95 {f['p95_ms']:.2f} ms  p99 {f['p99_ms']:.2f} ms  max {f['max_ms']:.2f} ms  "
+            f"({f['samples']} samples)\n"
+        )
+    out.write(f"target p99 < {TARGET_P99_MS:g} ms: {'met' if ok else 'MISSED'}\n")
+    out.write(json.dumps(figures) + "\n")
+    return 1 if args.check and not ok else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
