@@ -24,6 +24,7 @@ import structlog
 from dronectl.api.audit_outcomes import AuditOutcomes
 from dronectl.api.service import serve_api
 from dronectl.api.settings import MqttSettings
+from dronectl.api_controller import FleetApiController
 from dronectl.clock import Clock, ScaledClock, SystemClock
 from dronectl.config import CityConfig, ConfigError, load_config
 from dronectl.logging import configure_logging
@@ -139,9 +140,8 @@ async def run(args: argparse.Namespace) -> int:
         fleet = await stack.enter_async_context(
             open_service(config, audit_path, clock=clock, heartbeat_interval_s=1.0 / speed)
         )
-        from dronectl.api_controller import FleetApiController
-
         controller = FleetApiController(fleet)
+        stack.push_async_callback(controller.aclose)
         log.info("dronectl.up", nests=len(config.nests), mqtt=broker_url, audit=str(audit_path))
         sys.stdout.write(json.dumps({"mqtt": broker_url, "nests": len(config.nests)}) + "\n")
         sys.stdout.flush()
@@ -149,8 +149,10 @@ async def run(args: argparse.Namespace) -> int:
             api = tg.create_task(
                 serve_api(mqtt, controller, outcomes=AuditOutcomes(fleet.audit)), name="api.mqtt"
             )
-            await stop.wait()
+            stopping = tg.create_task(stop.wait(), name="dronectl.stop")
+            await asyncio.wait({api, stopping}, return_when=asyncio.FIRST_COMPLETED)
             api.cancel()
+            stopping.cancel()
     log.info("dronectl.down")
     return 0
 

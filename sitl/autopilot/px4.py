@@ -405,9 +405,7 @@ class Px4Autopilot:
             return bool(self.mission.items(MISSION))
         if mode.needs_manual_control or mode is FlightMode.OFFBOARD:
             return False  # no RC or joystick, no offboard setpoints in this sim
-        if not self.gps_fix() and mode is not FlightMode.LAND:
-            return False
-        return True
+        return not (not self.gps_fix() and mode is not FlightMode.LAND)
 
     def _cmd_mission_start(self, cmd: Command) -> None:
         items = self.mission.items(MISSION)
@@ -683,11 +681,11 @@ class Px4Autopilot:
                 self._touchdown_s = None
                 self._text("Takeoff detected\t")
                 self._record("takeoff.detected")
-            elif (self._armed and self._disarm_at_s is None and self._task is None) or (
-                self._armed and isinstance(self._task, Takeoff) and self._task.target.down_m > -0.3
-            ):
-                if now_s - self._armed_at_s > self.params["COM_DISARM_PRFLT"] > 0:
-                    self._disarm("Disarmed by auto preflight disarming\t", "preflight timeout")
+            elif (
+                (self._armed and self._disarm_at_s is None and self._task is None)
+                or (self._armed and isinstance(self._task, Takeoff) and self._task.target.down_m > -0.3)
+            ) and now_s - self._armed_at_s > self.params["COM_DISARM_PRFLT"] > 0:
+                self._disarm("Disarmed by auto preflight disarming\t", "preflight timeout")
             if self._disarm_at_s is not None and now_s >= self._disarm_at_s and self._armed:
                 self._disarm("Disarmed by landing\t", "landing")
             return

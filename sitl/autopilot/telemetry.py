@@ -92,7 +92,7 @@ def sys_status(s: Snapshot) -> MAVLinkMessage:
     b = s.battery
     return mav.MAVLink_sys_status_message(
         present, enabled, health, 100,
-        int(b.voltage_v * 1000), int(b.current_a * 100), int(round(b.remaining_pct)),
+        int(b.voltage_v * 1000), int(b.current_a * 100), round(b.remaining_pct),
         0, 0, 0, 0, 0, 0, 0, 0, 1,
     )  # fmt: skip
 
@@ -104,7 +104,7 @@ def battery_status(s: Snapshot) -> MAVLinkMessage:
     fault = mav.MAV_BATTERY_FAULT_CELL_FAIL if b.failed else 0
     return mav.MAVLink_battery_status_message(
         0, mav.MAV_BATTERY_FUNCTION_ALL, mav.MAV_BATTERY_TYPE_LIPO, 32767, voltages,
-        int(b.current_a * 100), int(b.consumed_mah), -1, int(round(b.remaining_pct)),
+        int(b.current_a * 100), int(b.consumed_mah), -1, round(b.remaining_pct),
         time_remaining, s.battery_charge_state, [0, 0, 0, 0], 0, fault,
     )  # fmt: skip
 
@@ -112,10 +112,10 @@ def battery_status(s: Snapshot) -> MAVLinkMessage:
 def global_position_int(s: Snapshot) -> MAVLinkMessage:
     p, st = s.position, s.state
     return mav.MAVLink_global_position_int_message(
-        time_boot_ms(s.now_s), int(round(p.lat_deg * 1e7)), int(round(p.lon_deg * 1e7)),
-        int(round(p.alt_amsl_m * 1000)), int(round((p.alt_amsl_m - s.home.alt_amsl_m) * 1000)),
-        int(round(st.vn_mps * 100)), int(round(st.ve_mps * 100)), int(round(st.vd_mps * 100)),
-        int(round(st.yaw_deg * 100)) % 36000,
+        time_boot_ms(s.now_s), round(p.lat_deg * 1e7), round(p.lon_deg * 1e7),
+        round(p.alt_amsl_m * 1000), round((p.alt_amsl_m - s.home.alt_amsl_m) * 1000),
+        round(st.vn_mps * 100), round(st.ve_mps * 100), round(st.vd_mps * 100),
+        round(st.yaw_deg * 100) % 36000,
     )  # fmt: skip
 
 
@@ -162,9 +162,9 @@ def gps_raw_int(s: Snapshot) -> MAVLinkMessage:
             0,
         )
     cog = int(math.degrees(math.atan2(st.ve_mps, st.vn_mps)) * 100) % 36000
-    alt_mm = int(round(p.alt_amsl_m * 1000))
+    alt_mm = round(p.alt_amsl_m * 1000)
     return mav.MAVLink_gps_raw_int_message(
-        int(s.now_s * 1e6), mav.GPS_FIX_TYPE_3D_FIX, int(round(p.lat_deg * 1e7)), int(round(p.lon_deg * 1e7)),
+        int(s.now_s * 1e6), mav.GPS_FIX_TYPE_3D_FIX, round(p.lat_deg * 1e7), round(p.lon_deg * 1e7),
         alt_mm, 70, 110, int(st.ground_speed_mps * 100), cog, 16, alt_mm, 900, 1780, 400, 0, 0,
     )  # fmt: skip
 
@@ -172,7 +172,7 @@ def gps_raw_int(s: Snapshot) -> MAVLinkMessage:
 def home_position(s: Snapshot) -> MAVLinkMessage:
     h = s.home
     return mav.MAVLink_home_position_message(
-        int(round(h.lat_deg * 1e7)), int(round(h.lon_deg * 1e7)), int(round(h.alt_amsl_m * 1000)),
+        round(h.lat_deg * 1e7), round(h.lon_deg * 1e7), round(h.alt_amsl_m * 1000),
         0.0, 0.0, 0.0, [1.0, 0.0, 0.0, 0.0], 0.0, 0.0, 0.0, int(s.now_s * 1e6),
     )  # fmt: skip
 

@@ -33,7 +33,9 @@ class Harness:
     dock: FakeDock
     sent: list[MAVLinkMessage] = field(default_factory=list)
     now_s: float = 0.0
-    gcs: mav.MAVLink = field(default_factory=lambda: mav.MAVLink(None, srcSystem=GCS_SYSID, srcComponent=GCS_COMPID))
+    gcs: mav.MAVLink = field(
+        default_factory=lambda: mav.MAVLink(None, srcSystem=GCS_SYSID, srcComponent=GCS_COMPID)
+    )
     heartbeats: bool = True
     _next_hb_s: float = 0.0
 
@@ -43,7 +45,9 @@ class Harness:
             self.now_s = round(self.now_s + dt_s, 6)
             if self.heartbeats and self.now_s >= self._next_hb_s:
                 self._next_hb_s = self.now_s + 1.0
-                self.send(mav.MAVLink_heartbeat_message(mav.MAV_TYPE_GCS, mav.MAV_AUTOPILOT_INVALID, 0, 0, 0, 3))
+                self.send(
+                    mav.MAVLink_heartbeat_message(mav.MAV_TYPE_GCS, mav.MAV_AUTOPILOT_INVALID, 0, 0, 0, 3)
+                )
             self.ap.step(self.now_s, dt_s)
 
     def run_until(self, cond: object, timeout_s: float, dt_s: float = 0.05) -> float:
