@@ -1,9 +1,9 @@
 """``python -m sitl``: run simulated nests, or talk to a running simulator's control port.
 
-    python -m sitl --nests 16 [--speed 10] [--config FILE]
-    python -m sitl fault 3 link_loss --duration 10
-    python -m sitl weather 3 wind_speed_mps=14 precipitation=2
-    python -m sitl records 3 [--kind speaker.]
+python -m sitl --nests 16 [--speed 10] [--config FILE]
+python -m sitl fault 3 link_loss --duration 10
+python -m sitl weather 3 wind_speed_mps=14 precipitation=2
+python -m sitl records 3 [--kind speaker.]
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ log = structlog.get_logger("sitl")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sitl", description="Simulated drone nests over MAVLink.")
-    parser.add_argument("--control-port", type=int, default=DEFAULT_CONTROL_PORT, help="JSON-lines control port")
+    parser.add_argument(
+        "--control-port", type=int, default=DEFAULT_CONTROL_PORT, help="JSON-lines control port"
+    )
     sub = parser.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="run nests (the default)")
@@ -57,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nests", type=int, default=None, help="how many nests (default: all in the config)")
     parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
-    parser.add_argument("--config", default=None, help="city config file (default: the shipped Changchun one)")
+    parser.add_argument(
+        "--config", default=None, help="city config file (default: the shipped Changchun one)"
+    )
     parser.add_argument("--sim-port-base", type=int, default=None, help="nest N binds BASE+N")
     parser.add_argument("--client-port-base", type=int, default=None, help="nest N pushes to BASE+N")
     parser.add_argument("--host", default=None, help="address the nests bind and push to")
@@ -109,7 +113,11 @@ def _parse_fields(pairs: list[str]) -> dict[str, Any]:
 async def client(args: argparse.Namespace) -> int:
     if args.command == "fault":
         payload: dict[str, Any] = {
-            "op": "fault", "nest": args.nest, "kind": args.kind, "value": args.value, "duration_s": args.duration,
+            "op": "fault",
+            "nest": args.nest,
+            "kind": args.kind,
+            "value": args.value,
+            "duration_s": args.duration,
         }
     elif args.command == "weather":
         payload = {"op": "weather", "nest": args.nest, **_parse_fields(args.fields)}

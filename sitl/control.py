@@ -62,7 +62,9 @@ def nest_state(world: SimWorld, nest_id: int) -> dict[str, Any]:
         "battery_pct": ap.battery_pct,
         "cover_open": nest.cover_open(),
         "charging": nest.charging(),
-        "weather": {k: (v.name.lower() if hasattr(v, "name") else v) for k, v in vars(nest.ctx.weather).items()},
+        "weather": {
+            k: (v.name.lower() if hasattr(v, "name") else v) for k, v in vars(nest.ctx.weather).items()
+        },
         "faults": asdict(nest.ctx.faults),
     }
 
@@ -140,7 +142,9 @@ class ControlServer:
             writer.close()
 
 
-async def request(payload: dict[str, Any], host: str = "127.0.0.1", port: int = DEFAULT_CONTROL_PORT) -> dict[str, Any]:
+async def request(
+    payload: dict[str, Any], host: str = "127.0.0.1", port: int = DEFAULT_CONTROL_PORT
+) -> dict[str, Any]:
     """Send one request to a running simulator's control port and return the reply."""
     reader, writer = await asyncio.open_connection(host, port, limit=16 * MAX_LINE_BYTES)
     try:

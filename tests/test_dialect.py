@@ -16,7 +16,9 @@ def test_generated_module_is_fresh(tmp_path: Path) -> None:
 
 def test_dialect_round_trip_with_own_parser_per_link() -> None:
     sender = mav.MAVLink(None, srcSystem=3, srcComponent=25)
-    frame = mav.MAVLink_dock_weather_message(1_000_000, 7.5, 11.0, 290.0, -8.0, -11.5, 92.0, 1.2, 2).pack(sender)
+    frame = mav.MAVLink_dock_weather_message(1_000_000, 7.5, 11.0, 290.0, -8.0, -11.5, 92.0, 1.2, 2).pack(
+        sender
+    )
     parser = mav.MAVLink(None)
     [msg] = parser.parse_buffer(frame)
     assert msg.get_type() == "DOCK_WEATHER"

@@ -232,12 +232,11 @@ class Px4Autopilot:
             return
         if self.mission.on_message(msg, self._now_s):
             return
-        if msg_id in (mav.MAVLINK_MSG_ID_PARAM_SET, mav.MAVLINK_MSG_ID_PARAM_REQUEST_READ):
-            if int(msg.target_system) != self.ctx.system_id or int(msg.target_component) not in (
-                0,
-                self.component_id,
-            ):
-                return
+        if msg_id in (mav.MAVLINK_MSG_ID_PARAM_SET, mav.MAVLINK_MSG_ID_PARAM_REQUEST_READ) and (
+            int(msg.target_system) != self.ctx.system_id
+            or int(msg.target_component) not in (0, self.component_id)
+        ):
+            return
         if msg_id == mav.MAVLINK_MSG_ID_PARAM_REQUEST_LIST and int(msg.target_component) not in (
             0,
             self.component_id,

@@ -109,7 +109,8 @@ def make(weather: Weather | None = None, cover_open: bool = True, sysid: int = 1
 
     ctx = NestContext(
         nest_id=1, system_id=sysid, name="test", home=HOME, frame=LocalFrame(HOME),
-        weather=weather or Weather(wind_speed_mps=0.0, wind_gust_mps=0.0), faults=Faults(), recorder=Recorder(),
+        weather=weather or Weather(wind_speed_mps=0.0, wind_gust_mps=0.0),
+        faults=Faults(), recorder=Recorder(),
     )  # fmt: skip
     dock = FakeDock(open=cover_open)
     ap = Px4Autopilot(ctx, Outbox(sysid, 1, transmit), dock)

@@ -218,7 +218,8 @@ async def test_goto_location_is_refused_but_global_int_reposition_flies(port_bas
             raw = mav.MAVLink(None, srcSystem=245, srcComponent=190)
             frame = mav.MAVLink_command_int_message(
                 nest.site.system_id, 1, mav.MAV_FRAME_GLOBAL_INT, mav.MAV_CMD_DO_REPOSITION, 0, 0,
-                -1, 1, 0, math.nan, round(target.lat_deg * 1e7), round(target.lon_deg * 1e7), target.alt_amsl_m,
+                -1, 1, 0, math.nan, round(target.lat_deg * 1e7), round(target.lon_deg * 1e7),
+                target.alt_amsl_m,
             ).pack(raw)  # fmt: skip
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
                 sock.sendto(frame, nest.site.bind)

@@ -108,7 +108,8 @@ async def test_replayed_commands_get_px4s_answers(
             for entry in recorded:
                 if entry["t_sent"] > LAST_REPLAYED_S or entry["note"] in SKIP:
                     continue
-                while world.clock.now() < entry["t_sent"]:
+                # replay the recording's timing: a schedule to keep, not a state to await
+                while world.clock.now() < entry["t_sent"]:  # noqa: ASYNC110
                     await asyncio.sleep(0.02)
                 if entry["note"].startswith("TAKEOFF to 20 m"):
                     deadline = time.monotonic() + 30
