@@ -9,8 +9,9 @@ independent paho-mqtt client as the command center. The broker is the one at ``-
 (Mosquitto at 127.0.0.1:1883 by default) or, when none answers there, the embedded one.
 
 The command center launches all 16 drones over MQTT (a short hop from each nest) and waits until
-each is on station. Then every nest, concurrently, gets ``--samples`` commands of each kind, one
-at a time (the next after the previous one's final outcome, with 50-150 ms of jitter between):
+each is on station. Then every nest gets ``--samples`` commands of each kind, the next after the
+previous one's final outcome with 50-150 ms of jitter between, ``--concurrency`` nests at a time
+(default 1: one command in flight, as a pilot or the dispatcher sends them; 16: a stress test):
 
 * ``light.set`` (to the payload, pymavlink): MAV_CMD_DRONECTL_LIGHT_SET on the link;
 * ``hold`` (to the autopilot, MAVSDK): the mode command on the link.
@@ -247,22 +248,30 @@ async def _launch_all(cc: CommandCenter, config: CityConfig, speed: float) -> fl
     return time.monotonic() - started
 
 
-async def _measure_nest(cc: CommandCenter, nest_id: int, kind: str, samples: int, out: list[Sent]) -> None:
-    rng = random.Random(nest_id)
+async def _one_command(cc: CommandCenter, nest_id: int, kind: str, i: int, rng: random.Random) -> Sent:
+    if kind == "light.set":
+        mode = LIGHT_MODES[i % len(LIGHT_MODES)]
+        command_id, sent_ns = cc.publish(nest_id, kind, {"mode": mode})
+        param1: float | None = float(getattr(mav, f"LIGHT_PATTERN_{mode.upper()}"))
+    else:
+        command_id, sent_ns = cc.publish(nest_id, kind, {})
+        param1 = None
+    outcome = await cc.final(command_id, timeout_s=15.0)
+    if outcome.get("state") != "succeeded":
+        raise BenchError(f"nest {nest_id} {kind} did not succeed: {outcome}")
+    await asyncio.sleep(rng.uniform(0.05, 0.15))  # jitter between commands, part of the load shape
+    return Sent(nest_id, kind, command_id, sent_ns, param1)
+
+
+async def _measure_group(
+    cc: CommandCenter, nest_ids: list[int], kind: str, samples: int, out: list[Sent]
+) -> None:
+    """One command in flight at a time, round-robin over ``nest_ids``."""
+    rng = random.Random(nest_ids[0])
     await asyncio.sleep(rng.uniform(0.0, 0.15))
     for i in range(samples):
-        if kind == "light.set":
-            mode = LIGHT_MODES[i % len(LIGHT_MODES)]
-            command_id, sent_ns = cc.publish(nest_id, kind, {"mode": mode})
-            param1: float | None = float(getattr(mav, f"LIGHT_PATTERN_{mode.upper()}"))
-        else:
-            command_id, sent_ns = cc.publish(nest_id, kind, {})
-            param1 = None
-        outcome = await cc.final(command_id, timeout_s=15.0)
-        if outcome.get("state") != "succeeded":
-            raise BenchError(f"nest {nest_id} {kind} did not succeed: {outcome}")
-        out.append(Sent(nest_id, kind, command_id, sent_ns, param1))
-        await asyncio.sleep(rng.uniform(0.05, 0.15))
+        for nest_id in nest_ids:
+            out.append(await _one_command(cc, nest_id, kind, i, rng))
 
 
 def _cc_child(
@@ -273,6 +282,7 @@ def _cc_child(
     client_base: int,
     speed: float,
     samples: int,
+    concurrency: int,
     out: MpQueue[Any],
 ) -> None:
     """The command center: wait until every nest is ready, launch all, then send the commands."""
@@ -288,8 +298,9 @@ def _cc_child(
             launch_s = await _launch_all(cc, config, speed)
             await cc.wait_phases(nest_ids, {"on_station"}, 10.0)
             sent: list[Sent] = []
+            groups = [nest_ids[i::concurrency] for i in range(concurrency)]
             for kind in KINDS:
-                await asyncio.gather(*(_measure_nest(cc, n, kind, samples, sent) for n in nest_ids))
+                await asyncio.gather(*(_measure_group(cc, group, kind, samples, sent) for group in groups))
             airborne_after = sum(1 for n in nest_ids if cc.phases.get(n) == "on_station")
             return {"launch_to_station_s": round(launch_s, 1), "sent": sent, "airborne_after": airborne_after}
         finally:
@@ -408,6 +419,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         client_base,
                         args.speed,
                         args.samples,
+                        args.concurrency,
                         results,
                     ),
                     daemon=True,
@@ -444,6 +456,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", type=float, default=1.0, help="simulator speed factor (1: PX4 rates)")
     parser.add_argument(
         "--broker", default="mqtt://127.0.0.1:1883", help="embedded on this port if none answers"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        choices=range(1, 17),
+        metavar="1..16",
+        help="nests commanded at the same time (1: one command in flight, as a pilot or dispatcher"
+        " sends them; 16: every nest at once, a stress test)",
     )
     parser.add_argument("--check", action="store_true", help=f"exit 1 unless each p99 < {TARGET_P99_MS:g} ms")
     args = parser.parse_args(argv)

@@ -57,6 +57,21 @@ class AuditOutcomes:
         except (AuditError, ValueError, TypeError) as exc:
             log.error("api.audit_refusal_failed", id=request.id, error=str(exc))
 
+    async def recent(self, since_unix_s: float) -> list[tuple[str, Reply]]:
+        out: list[tuple[str, Reply]] = []
+        while True:
+            rows = await self._store.commands(since_unix_s=since_unix_s, limit=1000)
+            for row in rows:
+                first = row["outcomes"][0] if row["outcomes"] else None
+                if first is not None:
+                    reply = reply_from_outcome(
+                        row["command_id"], first["outcome"], first["code"], first["message"]
+                    )
+                    out.append((row["command_id"], reply))
+            if len(rows) < 1000:
+                return out
+            since_unix_s = rows[-1]["at_unix_s"]  # the next page (the boundary row again is harmless)
+
     async def first_outcome(self, command_id: str) -> Reply | None:
         row = await self._store.first_outcome(command_id)
         if row is None:

@@ -50,6 +50,10 @@ class OutcomeStore(Protocol):
 
     async def first_outcome(self, command_id: str) -> Reply | None: ...
 
+    async def recent(self, since_unix_s: float) -> list[tuple[str, Reply]]:
+        """First outcomes of the commands received since ``since_unix_s``, oldest first."""
+        ...
+
 
 @runtime_checkable
 class RefusalLog(Protocol):

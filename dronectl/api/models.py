@@ -31,6 +31,8 @@ CommandId = Annotated[
 Text = Annotated[str, Field(max_length=500)]
 
 
+MAX_TTL_S = 600.0  # the longest a request may wait to be executed
+
 class _Inbound(BaseModel):
     """What clients send: strict, closed, immutable."""
 
@@ -255,7 +257,9 @@ class Request(_Inbound):
     args: dict[str, Any] = Field(default_factory=dict)
     actor: Actor
     issued_at: AwareDatetime = Field(description="when the client issued it; the clocks must agree")
-    ttl_s: float = Field(gt=0.0, le=600.0, description="refused unless it arrives before issued_at + ttl_s")
+    ttl_s: float = Field(
+        gt=0.0, le=MAX_TTL_S, description="refused unless it arrives before issued_at + ttl_s"
+    )
     reply_to: str | None = Field(
         default=None,
         min_length=1,

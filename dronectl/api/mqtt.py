@@ -45,6 +45,7 @@ from dronectl.api.dispatch import (
 )
 from dronectl.api.models import (
     AIRBORNE_PHASES,
+    MAX_TTL_S,
     TERMINAL_STATES,
     ControllerStatus,
     ErrorBody,
@@ -98,10 +99,21 @@ class MqttApi:
 
     async def run(self) -> None:
         """Serve until cancelled; on cancellation say offline and disconnect cleanly."""
+        await self._remember_recent_commands()
         async with asyncio.TaskGroup() as tasks:
             self._tasks = tasks
             tasks.create_task(self._follow_controller(), name="mqtt.updates")
             await self._connection_loop()
+
+    async def _remember_recent_commands(self) -> None:
+        """Load the first outcomes of every command that could still run (received within the
+        longest ttl plus the clock skew allowed), so a repeat of one from before a restart is
+        answered, not run again, without a store lookup on every new command."""
+        if self.outcomes is None:
+            return
+        horizon_s = MAX_TTL_S + self.dispatcher.max_future_skew_s + 60.0
+        for command_id, reply in await self.outcomes.recent(self.clock() - horizon_s):
+            self.dispatcher.remember(command_id, reply)
 
     def _make_client(self) -> Client:
         address = self.settings.address()
@@ -203,12 +215,14 @@ class MqttApi:
             else:
                 await self._publish_event(result.event)
             return
-        command_id = self.dispatcher.request_id(payload)
-        if command_id is not None and self.outcomes is not None and not self.dispatcher.knows(command_id):
-            first = await self.outcomes.first_outcome(command_id)
-            if first is not None:
-                self.dispatcher.remember(command_id, first)
         decision = self.dispatcher.decide(topic, payload, retained=retained)
+        if isinstance(decision, Refuse) and decision.request is not None and self.outcomes is not None:
+            # a repeat of a command older than what run() loaded (it would be refused as expired):
+            # answer it with its first outcome. Commands that can run were all loaded at start.
+            first = await self.outcomes.first_outcome(decision.request.id)
+            if first is not None:
+                self.dispatcher.remember(decision.request.id, first)
+                decision = self.dispatcher.decide(topic, payload, retained=retained)
         if isinstance(decision, Ignore):
             log.info("mqtt.ignored", topic=topic, reason=decision.reason)
         elif isinstance(decision, Refuse):
