@@ -15,15 +15,30 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from mavsdk import ComponentType, Configuration, ConnectionResult, Mavsdk
+from mavsdk import ComponentType, Configuration, ConnectionResult, LogLevel, Mavsdk, log_subscribe
 
 log = structlog.get_logger(__name__)
+mavsdk_log = structlog.get_logger("mavsdk")
+
+_LEVELS = {LogLevel.DEBUG: "debug", LogLevel.INFO: "info", LogLevel.WARN: "warning", LogLevel.ERROR: "error"}
+
+
+def _mavsdk_log(level: LogLevel, message: str, file: str | None, line: int) -> bool:
+    """MAVSDK's own log lines, into structlog (JSON on stderr) instead of its coloured text."""
+    getattr(mavsdk_log, _LEVELS.get(level, "info"))("mavsdk.log", message=message, source=f"{file}:{line}")
+    return True  # handled: MAVSDK prints nothing itself
+
+
+def route_mavsdk_logs() -> None:
+    """Process-wide (MAVSDK has one log sink); called when the bridge is created."""
+    log_subscribe(_mavsdk_log)
 
 
 class MavsdkBridge:
     """Owns the ``Mavsdk`` instance. ``mavsdk`` is there for the flight adapter's plugins."""
 
     def __init__(self, mavsdk: Mavsdk | None = None) -> None:
+        route_mavsdk_logs()
         config = Configuration.create_with_component_type(ComponentType.GROUND_STATION)
         self.mavsdk: Any = mavsdk or Mavsdk(config)
         self._loop: asyncio.AbstractEventLoop | None = None
