@@ -75,9 +75,14 @@ class NestLink(asyncio.DatagramProtocol):
             log.debug("sitl.link.garbage", system_id=self.system_id, error=str(exc))
             self._parser = self._fresh_parser()
             return
+        if self._parser.buf_len():
+            # A UDP datagram carries whole frames: a leftover is a garbage "frame" start that
+            # would swallow the next datagram's real frames. Drop it.
+            self.rx_bad += 1
+            self._parser = self._fresh_parser()
         for msg in messages:
-            if msg.get_type() == "BAD_DATA":
-                self.rx_bad += 1
+            if msg.get_type() == "BAD_DATA" or isinstance(msg, mav.MAVLink_unknown):
+                self.rx_bad += 1  # not MAVLink, or a message id no component here knows (no CRC check)
                 continue
             if msg.get_srcSystem() == self.system_id:
                 continue  # our own traffic echoed back
