@@ -62,7 +62,9 @@ class SimNest:
         )
         self.link = NestLink(site.system_id, clock, self.ctx.faults, site.remote, self._dispatch)
         sysid = site.system_id
-        self.autopilot = Px4Autopilot(self.ctx, Outbox(sysid, AUTOPILOT_COMPID, self.link.transmit), dock=self)
+        self.autopilot = Px4Autopilot(
+            self.ctx, Outbox(sysid, AUTOPILOT_COMPID, self.link.transmit), dock=self
+        )
         self.dock = SimDock(self.ctx, Outbox(sysid, DOCK_COMPID, self.link.transmit), drone=self)
         self.payload = SimPayload(self.ctx, Outbox(sysid, PAYLOAD_COMPID, self.link.transmit))
         # What the cameras film; share one SceneState between nests so they all see the same city.

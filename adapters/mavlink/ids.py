@@ -17,5 +17,6 @@ CAMERA_COMPID = mav.MAV_COMP_ID_CAMERA  # 100
 DOCK_COMPID = mav.MAV_COMP_ID_USER1  # 25: MAVLink has no dock component id
 PAYLOAD_COMPID = mav.MAV_COMP_ID_PERIPHERAL  # 158: loudspeaker + warning light
 
-# What MAVSDK serves; everything else is for the pymavlink adapters.
-MAVSDK_COMPONENTS = frozenset({AUTOPILOT_COMPID, CAMERA_COMPID, mav.MAV_COMP_ID_GIMBAL})
+# What MAVSDK serves; everything else is for the pymavlink adapters. The camera is ours
+# (adapters.mavlink.camera): MAVSDK's camera plugin is not used, and would only query 16 cameras.
+MAVSDK_COMPONENTS = frozenset({AUTOPILOT_COMPID, mav.MAV_COMP_ID_GIMBAL})

@@ -4,9 +4,10 @@ A nest's components (autopilot, dock, payload, camera) share one network endpoin
 opens each nest's port once, here, and routes:
 
 - nest -> us: each message is parsed once by the nest's endpoint. Frames from the components
-  MAVSDK serves (autopilot, camera, gimbal) go, byte for byte, to the one in-process MAVSDK
+  MAVSDK serves (autopilot, gimbal) go, byte for byte, to the one in-process MAVSDK
   (``AutopilotBridge``); every message also goes to the ``ComponentLink`` an adapter opened for
-  its component (the dock and payload adapters, and our own command sender for the autopilot).
+  its component (the dock, payload and camera adapters, and our own command sender for the
+  autopilot).
 - MAVSDK -> nests: MAVSDK serves every nest through one raw connection. Each frame it emits is
   routed by its ``target_system`` to that nest's endpoint; broadcasts (its HEARTBEAT, target 0)
   and frames the dialect cannot decode go to every nest.
