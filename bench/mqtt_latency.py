@@ -59,6 +59,7 @@ from dronectl.api.audit_outcomes import AuditOutcomes  # noqa: E402
 from dronectl.api.service import serve_api  # noqa: E402
 from dronectl.api.settings import MqttSettings  # noqa: E402
 from dronectl.api_controller import FleetApiController  # noqa: E402
+from dronectl.audit import Durability  # noqa: E402
 from dronectl.clock import Clock, ScaledClock, SystemClock  # noqa: E402
 from dronectl.config import CityConfig, MavlinkConfig, load_config  # noqa: E402
 from dronectl.geo import GeoPoint, destination  # noqa: E402
@@ -342,7 +343,7 @@ class Observations:
 
 @contextlib.asynccontextmanager
 async def service(
-    config: CityConfig, speed: float, settings: MqttSettings, audit_dir: Path
+    config: CityConfig, speed: float, settings: MqttSettings, audit_dir: Path, durability: Durability
 ) -> AsyncIterator[None]:
     clock: Clock = SystemClock() if speed == 1.0 else ScaledClock(speed)
     async with open_service(
@@ -351,6 +352,7 @@ async def service(
         clock=clock,
         backoff=Backoff(first_s=0.2, max_s=2.0),
         heartbeat_interval_s=1.0 / speed,
+        audit_durability=durability,
     ) as fleet:
         controller = FleetApiController(fleet)
         api = asyncio.create_task(
@@ -408,7 +410,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if first != "ready":
             raise BenchError(f"simulator said {first!r}")
         with tempfile.TemporaryDirectory() as tmp:
-            async with service(config, args.speed, settings, Path(tmp)):
+            async with service(config, args.speed, settings, Path(tmp), Durability(args.audit_durability)):
                 cc = ctx.Process(
                     target=_cc_child,
                     args=(
@@ -456,6 +458,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", type=float, default=1.0, help="simulator speed factor (1: PX4 rates)")
     parser.add_argument(
         "--broker", default="mqtt://127.0.0.1:1883", help="embedded on this port if none answers"
+    )
+    parser.add_argument(
+        "--audit-durability",
+        choices=[d.value for d in Durability],
+        default=Durability.FULL.value,
+        help="the audit store's synchronous setting (the service's default: full)",
     )
     parser.add_argument(
         "--concurrency",

@@ -14,7 +14,7 @@ from pathlib import Path
 import structlog
 
 from adapters.fleet import FleetHardware
-from dronectl.audit import AuditStore
+from dronectl.audit import AuditStore, Durability
 from dronectl.clock import Clock, SystemClock
 from dronectl.config import CityConfig
 from dronectl.fleet import Fleet
@@ -34,11 +34,12 @@ async def open_service(
     backoff: Backoff = SERVICE_BACKOFF,
     attach_timeout_s: float = 15.0,
     heartbeat_interval_s: float = 1.0,
+    audit_durability: Durability = Durability.FULL,
 ) -> AsyncIterator[Fleet]:
     """The fleet, running, until the context exits."""
     clock = clock or SystemClock()
     endpoints = {nest.mav_system_id: config.mavlink_url(nest) for nest in config.nests}
-    async with await AuditStore.open(audit_path) as audit, FleetHardware(
+    async with await AuditStore.open(audit_path, durability=audit_durability) as audit, FleetHardware(
         endpoints, heartbeat_interval_s=heartbeat_interval_s
     ) as hardware:
 
