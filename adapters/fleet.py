@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from urllib.parse import urlsplit
 
+from adapters.mavlink.camera import MavlinkCamera
 from adapters.mavlink.dock import MavlinkDock
-from adapters.mavlink.ids import DOCK_COMPID, PAYLOAD_COMPID
+from adapters.mavlink.ids import CAMERA_COMPID, DOCK_COMPID, PAYLOAD_COMPID
 from adapters.mavlink.mavsdk_bridge import MavsdkBridge
 from adapters.mavlink.payload import MavlinkPayload
 from adapters.mavlink.router import Router
@@ -47,6 +48,12 @@ class NestAdapters:
     flight: MavsdkFlightController
     dock: MavlinkDock
     payload: MavlinkPayload
+    camera: MavlinkCamera
+
+    def close(self) -> None:
+        self.dock.close()
+        self.payload.close()
+        self.camera.close()
 
 
 class FleetHardware:
@@ -89,4 +96,5 @@ class FleetHardware:
         flight = await MavsdkFlightController.attach(self.router, self.bridge, system_id, timeout_s)
         dock = MavlinkDock(self.router.component(system_id, DOCK_COMPID, f"dock {system_id}"))
         payload = MavlinkPayload(self.router.component(system_id, PAYLOAD_COMPID, f"payload {system_id}"))
-        return NestAdapters(flight, dock, payload)
+        camera = MavlinkCamera(self.router.component(system_id, CAMERA_COMPID, f"camera {system_id}"))
+        return NestAdapters(flight, dock, payload, camera)

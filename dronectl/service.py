@@ -46,11 +46,7 @@ async def open_service(
         async def attach(system_id: int) -> tuple[NestHardware, Callable[[], None]]:
             adapters = await hardware.attach(system_id, attach_timeout_s)
 
-            def close() -> None:
-                adapters.dock.close()
-                adapters.payload.close()
-
-            return NestHardware(adapters.flight, adapters.dock, adapters.payload), close
+            return NestHardware(adapters.flight, adapters.dock, adapters.payload), adapters.close
 
         fleet = Fleet(config, audit, clock, attach, backoff)
         task = asyncio.create_task(fleet.run(), name="fleet")

@@ -10,6 +10,7 @@ from types import TracebackType
 import structlog
 
 from dronectl.config import CityConfig, load_config
+from sitl.camera import SceneState
 from sitl.clock import SimClock
 from sitl.environment import GeoPoint, Precipitation, Weather
 from sitl.nest import NestSite, SimNest
@@ -80,8 +81,9 @@ class SimWorld:
     def __init__(self, sites: list[NestSite], speed: float = 1.0, weather: Weather | None = None) -> None:
         self.clock = SimClock(speed)
         base = weather or Weather()
+        self.scene = SceneState()  # one city for every camera: an incident is seen from any drone
         self.nests: dict[int, SimNest] = {
-            site.nest_id: SimNest(site, self.clock, Weather(**vars(base))) for site in sites
+            site.nest_id: SimNest(site, self.clock, Weather(**vars(base)), scene=self.scene) for site in sites
         }
         self._task: asyncio.Task[None] | None = None
         self.ticks = 0
