@@ -25,6 +25,7 @@ import structlog
 from adapters import errors as adapter_errors
 from adapters.protocols import (
     AltitudeReference,
+    Camera,
     ChargerState,
     CoverState,
     Dock,
@@ -94,6 +95,7 @@ class NestHardware:
     flight: FlightController
     dock: Dock
     payload: Payload
+    camera: Camera | None = None  # the video side (dronectl.video) reads it; the controller does not
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ class Flight:
     alt_above_home_m: float
     started_mono_s: float
     command_id: str | None = None
+    speed_mps: float | None = None  # cruise ground speed asked of the autopilot; None: its default
 
 
 @dataclass(frozen=True)
@@ -193,9 +196,10 @@ class NestController:
         self.state = ns.NestState()
         self.drone = DroneTelemetry()
         self.dock = DockTelemetry()
-        self.flight: Flight | None = None
+        self._flight: Flight | None = None
         self.listeners: list[Listener] = []
-        self.log = structlog.get_logger("dronectl.nest").bind(nest=self.nest_id)
+        self._nest_log = structlog.get_logger("dronectl.nest").bind(nest=self.nest_id)
+        self.log = self._nest_log
         self._changed = asyncio.Condition()
         self._op: asyncio.Task[None] | None = None
         self._tg: asyncio.TaskGroup | None = None
@@ -207,6 +211,16 @@ class NestController:
         fleet.add(self)
 
     # --- running ---------------------------------------------------------------------------
+
+    @property
+    def flight(self) -> Flight | None:
+        """The flight in progress; the nest's log lines carry its id while there is one."""
+        return self._flight
+
+    @flight.setter
+    def flight(self, flight: Flight | None) -> None:
+        self._flight = flight
+        self.log = self._nest_log.bind(flight=flight.flight_id) if flight is not None else self._nest_log
 
     @property
     def hw(self) -> NestHardware:
@@ -536,7 +550,11 @@ class NestController:
         self._event("operation_failed", f"{what}: {exc}", operation=what)
 
     async def launch(
-        self, target: GeoPoint, alt_above_home_m: float, command_id: str | None = None
+        self,
+        target: GeoPoint,
+        alt_above_home_m: float,
+        command_id: str | None = None,
+        speed_mps: float | None = None,
     ) -> asyncio.Task[None]:
         """Check, then start the launch; returns the task that flies it to station.
 
@@ -549,7 +567,9 @@ class NestController:
         t = await self._apply(ns.LaunchRequested(f"to {target} at {alt_above_home_m:.0f} m"))
         if not t.accepted:
             raise CommandRefused("launch", [Blocker(BlockerCode.NEST_NOT_READY, t.cause)])
-        flight = Flight(uuid.uuid4().hex[:12], target, alt_above_home_m, self.clock.monotonic(), command_id)
+        flight = Flight(
+            uuid.uuid4().hex[:12], target, alt_above_home_m, self.clock.monotonic(), command_id, speed_mps
+        )
         self.flight = flight
         await self.audit.start_flight(
             FlightStart(
@@ -590,11 +610,13 @@ class NestController:
             ):
                 await self._abort_on_ground(flight, str(exc) or "cancelled")
             raise
-        await self._fly_to_station(flight.target, flight.alt_above_home_m)
+        await self._fly_to_station(flight.target, flight.alt_above_home_m, flight.speed_mps)
 
-    async def _fly_to_station(self, target: GeoPoint, alt_above_home_m: float) -> None:
+    async def _fly_to_station(
+        self, target: GeoPoint, alt_above_home_m: float, speed_mps: float | None = None
+    ) -> None:
         goal = GeoTarget(target.lat_deg, target.lon_deg, alt_above_home_m, AltitudeReference.RELATIVE)
-        await self._call("go to", self.hw.flight.goto(goal))
+        await self._call("go to", self.hw.flight.goto(goal, speed_mps))
         await self._flight_event("en_route", f"flying to {target}", lat=target.lat_deg, lon=target.lon_deg)
         await self.wait_for(
             lambda: self._distance_to(target) < ARRIVAL_RADIUS_M or not self.state.flying,
@@ -677,7 +699,9 @@ class NestController:
             raise CommandRefused(action, [Blocker(BlockerCode.NOT_AIRBORNE, "drone position not known")])
         return position
 
-    async def goto(self, target: GeoPoint, alt_above_home_m: float) -> asyncio.Task[None]:
+    async def goto(
+        self, target: GeoPoint, alt_above_home_m: float, speed_mps: float | None = None
+    ) -> asyncio.Task[None]:
         drone = self._require_airborne("go to")
         blockers = self.policy.check_goto(
             self.snapshot(), drone, GotoRequest(target, alt_above_home_m), self.fleet.others(self.nest_id)
@@ -687,8 +711,10 @@ class NestController:
             raise CommandRefused("go to", blockers)
         await self._apply(ns.GotoRequested(f"to {target}"))
         if self.flight is not None:
-            self.flight = replace(self.flight, target=target, alt_above_home_m=alt_above_home_m)
-        return self._start_op(self._fly_to_station(target, alt_above_home_m), "goto")
+            self.flight = replace(
+                self.flight, target=target, alt_above_home_m=alt_above_home_m, speed_mps=speed_mps
+            )
+        return self._start_op(self._fly_to_station(target, alt_above_home_m, speed_mps), "goto")
 
     async def orbit(
         self, centre: GeoPoint, radius_m: float, alt_above_home_m: float, speed_mps: float = 5.0
