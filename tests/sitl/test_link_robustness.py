@@ -99,8 +99,10 @@ async def test_unknown_commands_get_unsupported(client: tuple[Client, SimWorld])
     for component in (1, 25, 158):
         c.send(_command(component, mav.MAV_CMD_USER_1))
         ack = await c.wait_for(
-            lambda m, comp=component: m.get_type() == "COMMAND_ACK"
-            and m.command == mav.MAV_CMD_USER_1
-            and m.get_srcComponent() == comp
+            lambda m, comp=component: (
+                m.get_type() == "COMMAND_ACK"
+                and m.command == mav.MAV_CMD_USER_1
+                and m.get_srcComponent() == comp
+            )
         )
         assert ack.result == mav.MAV_RESULT_UNSUPPORTED
