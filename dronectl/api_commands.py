@@ -33,6 +33,7 @@ from dronectl.api.models import (
     AbortArgs,
     ErrorCode,
     GotoArgs,
+    IncidentConfirmArgs,
     LaunchArgs,
     LightSetArgs,
     MaintenanceSetArgs,
@@ -319,6 +320,9 @@ class CommandRunner:
         if method is Method.RETURN_ALL:
             await self._return_all(run)
             return
+        if method is Method.INCIDENT_CONFIRM:
+            await self._incident_confirm(run)
+            return
         assert controller is not None and command.nest_id is not None
         if method in FLIGHT:
             handler = {
@@ -356,13 +360,12 @@ class CommandRunner:
         blockers = c.blockers_for_launch(target, args.target.alt_m)
         if blockers:
             raise Refusal.of("launch", blockers)
-        note = "preflight checks passed" + (
-            "; speed_mps not supported yet: the nest's cruise speed is used" if args.speed_mps else ""
-        )
-        if not await self._start(run, c, note):
+        if not await self._start(run, c, "preflight checks passed"):
             return
         try:
-            op = await c.launch(target, args.target.alt_m, command_id=run.command.id)
+            op = await c.launch(
+                target, args.target.alt_m, command_id=run.command.id, speed_mps=args.speed_mps
+            )
         except DronectlError as exc:
             await run.fail_with(exc)
             return
@@ -386,7 +389,7 @@ class CommandRunner:
         if not await self._start(run, c):
             return
         try:
-            op = await c.goto(target, args.target.alt_m)
+            op = await c.goto(target, args.target.alt_m, speed_mps=args.speed_mps)
         except DronectlError as exc:
             await run.fail_with(exc)
             return
@@ -645,6 +648,21 @@ class CommandRunner:
             )
         else:
             await run.succeed("every flying drone is down", summary)
+
+    async def _incident_confirm(self, run: _Run) -> None:
+        args = run.command.args
+        assert isinstance(args, IncidentConfirmArgs)
+        incidents = self.owner.incidents
+        problem = incidents.check_confirm(args.incident_id, args.nest)
+        if problem is not None:
+            raise Refusal(ErrorCode.REFUSED, "incident.confirm refused", [problem])
+        if not await run.accept():
+            return
+        option = incidents.confirm(args.incident_id, args.nest, run.command.actor_id)
+        await run.succeed(
+            f"incident {args.incident_id}: {option.describe()}",
+            {"incident_id": args.incident_id, "nest_id": option.nest_id, "mode": option.mode.value},
+        )
 
     # --- waiting --------------------------------------------------------------------------
 

@@ -38,7 +38,9 @@ from dronectl.api.models import (
 )
 from dronectl.api_commands import CommandRunner
 from dronectl.control_authority import DEFAULT_IDLE_RELEASE_S, Change, ControlAuthority, Holder
+from dronectl.dispatch import DEFAULT_SETTINGS, DispatchSettings
 from dronectl.fleet import Fleet
+from dronectl.incidents import IncidentDispatcher
 from dronectl.nest_controller import NestController, NestEvent
 
 log = structlog.get_logger("dronectl.api_controller")
@@ -77,6 +79,7 @@ class FleetApiController:
         state_refresh_s: float = STATE_REFRESH_S,
         blockers_refresh_s: float = BLOCKERS_REFRESH_S,
         tick_s: float = TICK_S,
+        dispatch: DispatchSettings = DEFAULT_SETTINGS,
     ) -> None:
         self.fleet = fleet
         self.clock = fleet.clock
@@ -92,6 +95,7 @@ class FleetApiController:
         self.runner = CommandRunner(self)
         for controller in fleet.controllers.values():
             controller.listeners.append(self._on_nest_event)
+        self.incidents = IncidentDispatcher(self, dispatch)
 
     # --- Controller protocol ----------------------------------------------------------------
 
@@ -150,21 +154,7 @@ class FleetApiController:
             lon=incident.position.lon,
             actor=incident.actor.id,
         )
-        self.publish(
-            Event(
-                kind=EventKind.INCIDENT_PROGRESS,
-                at=views.utc(self.clock.wall()),
-                message=f"incident {incident.id} ({incident.kind}, priority {incident.priority}) received",
-                data={
-                    "incident_id": incident.id,
-                    "state": "received",
-                    "kind": incident.kind,
-                    "priority": incident.priority,
-                    "lat": incident.position.lat,
-                    "lon": incident.position.lon,
-                },
-            )
-        )
+        self.incidents.submit(incident)  # plans at once; publishes its incident_progress events
 
     # --- tasks ------------------------------------------------------------------------------
 
@@ -181,6 +171,7 @@ class FleetApiController:
 
     async def aclose(self) -> None:
         """Cancel the command tasks still running (the operations themselves belong to the nests)."""
+        await self.incidents.aclose()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

@@ -33,6 +33,7 @@ Text = Annotated[str, Field(max_length=500)]
 
 MAX_TTL_S = 600.0  # the longest a request may wait to be executed
 
+
 class _Inbound(BaseModel):
     """What clients send: strict, closed, immutable."""
 
@@ -72,6 +73,7 @@ class Method(StrEnum):
     MAINTENANCE_SET = "maintenance.set"
     # fleet methods: {root}/commands
     RETURN_ALL = "return_all"
+    INCIDENT_CONFIRM = "incident.confirm"  # a commander's go for a proposed incident dispatch
 
 
 class ErrorCode(StrEnum):
@@ -225,6 +227,11 @@ class ReturnAllArgs(_Inbound):
     reason: Text = ""
 
 
+class IncidentConfirmArgs(_Inbound):
+    incident_id: CommandId
+    nest: NestId | None = Field(default=None, description="another nest with a go; default: the proposed one")
+
+
 NEST_METHOD_ARGS: dict[Method, type[_Inbound]] = {
     Method.LAUNCH: LaunchArgs,
     Method.GOTO: GotoArgs,
@@ -242,6 +249,7 @@ NEST_METHOD_ARGS: dict[Method, type[_Inbound]] = {
 }
 FLEET_METHOD_ARGS: dict[Method, type[_Inbound]] = {
     Method.RETURN_ALL: ReturnAllArgs,
+    Method.INCIDENT_CONFIRM: IncidentConfirmArgs,
 }
 assert set(NEST_METHOD_ARGS) | set(FLEET_METHOD_ARGS) == set(Method)
 

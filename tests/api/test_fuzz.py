@@ -65,6 +65,7 @@ valid_args = {
     "light.set": {"mode": "police"},
     "maintenance.set": {"on": True},
     "return_all": {"reason": "snow"},
+    "incident.confirm": {"incident_id": "inc-1", "nest": 3},
 }
 
 requests_fields: dict[str, st.SearchStrategy[Any]] = {
