@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import structlog
 from mavsdk.asyncio.plugins.mission import MissionAsync
+from mavsdk.asyncio.plugins.param import ParamAsync
 from mavsdk.asyncio.plugins.telemetry import TelemetryAsync
 from mavsdk.asyncio.system import System
 from mavsdk.plugins.mission import MissionError, MissionPlan
@@ -90,11 +91,14 @@ async def find_system(bridge: MavsdkBridge, system_id: int, timeout_s: float) ->
             await asyncio.sleep(0.2)  # MAVSDK offers no per-id wait; its discovery is this list
 
 
+PARAM_TIMEOUT_S = 5.0
+
 class MavsdkFlightController:
     def __init__(self, system: System, link: ComponentLink) -> None:
         self._system = system
         self._link = link
         self._telemetry = TelemetryAsync(system)
+        self._param = ParamAsync(system)
         self._mission = MissionAsync(system)
 
     @classmethod
@@ -105,6 +109,17 @@ class MavsdkFlightController:
         return cls(await find_system(bridge, system_id, timeout_s), link)
 
     # commands -------------------------------------------------------------------------------------
+    async def set_cruise_speed(self, speed_mps: float) -> None:
+        """PX4's MPC_XY_CRUISE: the horizontal speed of missions, go-to without a speed, and RTL."""
+        self._link.watchdog.ensure_connected()
+        try:
+            async with asyncio.timeout(PARAM_TIMEOUT_S):
+                await self._param.set_param_float("MPC_XY_CRUISE", float(speed_mps))
+        except TimeoutError:
+            raise CommandTimeout("set MPC_XY_CRUISE", PARAM_TIMEOUT_S, 1) from None
+        except Exception as exc:
+            raise CommandRejected("set MPC_XY_CRUISE", CommandResult.FAILED, str(exc)) from exc
+
     async def arm(self) -> None:
         await self._settled("arm", lambda: self._long(mav.MAV_CMD_COMPONENT_ARM_DISARM, (1.0,)))
 

@@ -177,6 +177,9 @@ class MissionProgress:
 class FlightController(Protocol):
     """The drone's autopilot."""
 
+    async def set_cruise_speed(self, speed_mps: float) -> None:
+        """The horizontal speed the autopilot flies missions, go-tos without a speed and returns at."""
+
     async def arm(self) -> None: ...
 
     async def disarm(self) -> None: ...

@@ -189,6 +189,7 @@ class NestController:
         self.nest_id = config.id
         self.home = GeoPoint(config.lat, config.lon)
         self._hw: NestHardware | None = None
+        self._cruise_configured = False
         self.policy = policy
         self.audit = audit
         self.fleet = fleet
@@ -238,6 +239,7 @@ class NestController:
             self.flight = resume_flight
             self.log.info("nest.flight_resumed", flight=resume_flight.flight_id)
         self._hw = hardware
+        self._cruise_configured = False  # set on the drone at the first launch after (re)attaching
         try:
             await self._run()
         finally:
@@ -588,6 +590,15 @@ class NestController:
         assert flight.target is not None
         try:
             problems = self._preflight_problems()
+            if not problems and not self._cruise_configured:
+                # The safety checks plan with the energy model's cruise speed: the drone must fly it
+                # (out, on missions and on its own RTL), or the battery estimates are wrong.
+                cruise = self.policy.model.cruise_airspeed_mps
+                try:
+                    await self._call("set cruise speed", self.hw.flight.set_cruise_speed(cruise))
+                    self._cruise_configured = True
+                except DronectlError as exc:
+                    problems.append(f"cruise speed {cruise:g} m/s not set on the drone ({exc})")
             if problems:
                 await self._apply(ns.PreflightFailed("; ".join(problems)))
                 raise CommandFailed("launch", "preflight: " + "; ".join(problems), self.nest_id)

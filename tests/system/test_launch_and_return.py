@@ -25,6 +25,8 @@ async def test_launch_nest_3_to_a_point_1_5_km_away_and_back(system: System) -> 
     kinds = [r.kind for r in sim.ctx.recorder.all()]
     assert "cover.opened" in kinds
     assert sim.autopilot.armed and sim.autopilot.airborne()
+    # the drone flies (and returns at) the speed the battery checks plan with
+    assert sim.autopilot.params["MPC_XY_CRUISE"] == nest.policy.model.cruise_airspeed_mps
 
     await nest.return_home("test over")
     await system.wait_phase(3, NestPhase.CHARGING, timeout_s=180)
