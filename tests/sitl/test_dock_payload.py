@@ -18,9 +18,6 @@ import pytest
 
 from adapters.mavlink import dronectl_v20 as mav
 from sitl.component import DOCK_COMPID, PAYLOAD_COMPID, MAVLinkMessage
-
-pytest.importorskip("sitl.autopilot.px4", reason="the simulated autopilot is not written yet")
-
 from sitl.world import SimWorld, make_sites
 
 NEST_ID = 1
