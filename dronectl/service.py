@@ -39,14 +39,16 @@ async def open_service(
     """The fleet, running, until the context exits."""
     clock = clock or SystemClock()
     endpoints = {nest.mav_system_id: config.mavlink_url(nest) for nest in config.nests}
-    async with await AuditStore.open(audit_path, durability=audit_durability) as audit, FleetHardware(
-        endpoints, heartbeat_interval_s=heartbeat_interval_s
-    ) as hardware:
+    async with (
+        await AuditStore.open(audit_path, durability=audit_durability) as audit,
+        FleetHardware(endpoints, heartbeat_interval_s=heartbeat_interval_s) as hardware,
+    ):
 
         async def attach(system_id: int) -> tuple[NestHardware, Callable[[], None]]:
             adapters = await hardware.attach(system_id, attach_timeout_s)
 
-            return NestHardware(adapters.flight, adapters.dock, adapters.payload), adapters.close
+            nest_hw = NestHardware(adapters.flight, adapters.dock, adapters.payload, adapters.camera)
+            return nest_hw, adapters.close
 
         fleet = Fleet(config, audit, clock, attach, backoff)
         task = asyncio.create_task(fleet.run(), name="fleet")

@@ -1,0 +1,15 @@
+"""Live video: the nests' cameras to WebRTC viewers (WHEP), snapshots, and flight recordings.
+
+- ``hub``: one ingest per nest, fanned out; ``track``: H.264 passed through to aiortc.
+- ``offer``, ``whep``, ``routes``: WHEP signalling (``add_video_routes``).
+- ``snapshot``: JPEG of the latest keyframe; ``recorder`` + ``video_file``: flight recordings.
+- ``talkback``: a viewer's microphone to the drone's loudspeaker.
+- ``service``: ``open_video(fleet, recordings_dir)`` wires the hub and recorders to a fleet.
+"""
+
+from dronectl.video.hub import VideoHub
+from dronectl.video.routes import add_video_routes
+from dronectl.video.service import open_video
+from dronectl.video.sources import FleetSources, VideoSources
+
+__all__ = ["FleetSources", "VideoHub", "VideoSources", "add_video_routes", "open_video"]
