@@ -1,10 +1,13 @@
 """``dronectl up``: the whole service in one process.
 
 With no hardware configured it starts the built-in simulator (``python -m sitl``) as a child
-process with the same city config, and with no broker configured an embedded MQTT broker.
-Shutdown order on SIGINT/SIGTERM: stop the API (status offline), stop the fleet tasks (drones
-keep flying under PX4's own failsafes), close the links, flush the audit store, stop the
-simulator. A second signal exits at once.
+process with the same city config, and with no broker configured an embedded MQTT broker. The
+HTTP server (command-center page, REST/WebSocket API, WHEP video) listens on ``--http-port``;
+without ``--http-tokens`` a dev token (a commander) is generated and the page's URL with it is
+printed in the JSON line on stdout.
+Shutdown order on SIGINT/SIGTERM: stop the APIs (MQTT status offline, HTTP), stop the video,
+stop the fleet tasks (drones keep flying under PX4's own failsafes), close the links, flush the
+audit store, stop the simulator. A second signal exits at once.
 """
 
 from __future__ import annotations
@@ -22,13 +25,19 @@ from pathlib import Path
 import structlog
 
 from dronectl.api.audit_outcomes import AuditOutcomes
+from dronectl.api.gateway import CommandGateway
 from dronectl.api.service import serve_api
 from dronectl.api.settings import MqttSettings
+from dronectl.api.topics import Topics
 from dronectl.api_controller import FleetApiController
 from dronectl.clock import Clock, ScaledClock, SystemClock
 from dronectl.config import CityConfig, ConfigError, load_config
 from dronectl.logging import configure_logging
 from dronectl.service import open_service
+from dronectl.video import add_video_routes, open_video
+from dronectl.web.auth import TokenAuthority, TokensFileError, load_tokens
+from dronectl.web.server import WebServer
+from dronectl.web.updates import TelemetryRates
 
 log = structlog.get_logger("dronectl")
 
@@ -43,6 +52,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--mqtt-port", type=int, default=1883, help="embedded broker port (next free one if taken)"
+    )
+    parser.add_argument(
+        "--http-port", type=int, default=8080, help="command-center page and HTTP API (next free if taken)"
+    )
+    parser.add_argument("--http-host", default="127.0.0.1", help="HTTP address (0.0.0.0: every interface)")
+    parser.add_argument(
+        "--http-tokens", default=None, help="tokens file for the HTTP API; default: a generated dev token"
+    )
+    parser.add_argument(
+        "--recordings", default="var/recordings", help="each flight's video is recorded in this directory"
     )
     parser.add_argument("--no-sim", action="store_true", help="do not start the simulator: real nests")
     parser.add_argument(
@@ -65,11 +84,19 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def embedded_port(host: str, wanted: int) -> int:
+def embedded_port(host: str, wanted: int, what: str = "the embedded MQTT broker") -> int:
     for port in range(wanted, wanted + 20):
         if _port_free(host, port):
             return port
-    raise OSError(f"no free port for the embedded MQTT broker in {wanted}..{wanted + 19}")
+    raise OSError(f"no free port for {what} in {wanted}..{wanted + 19}")
+
+
+def http_auth(tokens_file: str | None) -> tuple[TokenAuthority, str | None]:
+    """The HTTP API's tokens: from the file, or else one generated dev token (a commander)."""
+    if tokens_file is not None:
+        return TokenAuthority(load_tokens(Path(tokens_file))), None
+    auth = TokenAuthority()
+    return auth, auth.add_dev_token()
 
 
 @contextlib.asynccontextmanager
@@ -121,6 +148,14 @@ async def run(args: argparse.Namespace) -> int:
     else:
         mqtt = MqttSettings(broker=args.broker)
         broker_url = args.broker
+    try:
+        auth, dev_token = http_auth(args.http_tokens)
+    except TokensFileError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
+    http_port = embedded_port(args.http_host, args.http_port, "the HTTP server")
+    http_url = f"http://{'127.0.0.1' if args.http_host == '0.0.0.0' else args.http_host}:{http_port}/"
+    page_url = f"{http_url}?token={dev_token}" if dev_token else http_url
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -142,16 +177,25 @@ async def run(args: argparse.Namespace) -> int:
         )
         controller = FleetApiController(fleet)
         stack.push_async_callback(controller.aclose)
-        log.info("dronectl.up", nests=len(config.nests), mqtt=broker_url, audit=str(audit_path))
-        sys.stdout.write(json.dumps({"mqtt": broker_url, "nests": len(config.nests)}) + "\n")
+        hub = await stack.enter_async_context(open_video(fleet, Path(args.recordings)))
+        outcomes = AuditOutcomes(fleet.audit)
+        gateway = CommandGateway(  # one command path for MQTT and HTTP: same dedupe, roles, audit
+            controller, Topics(mqtt.root), outcomes=outcomes, dedupe_memory=mqtt.dedupe_memory
+        )
+        rates = TelemetryRates(mqtt.telemetry_airborne_hz, mqtt.telemetry_docked_hz, mqtt.telemetry_max_age_s)
+        mounts = [lambda app, authorize: add_video_routes(app, hub, authorize)]
+        web = WebServer(config, controller, gateway, auth, rates=rates, mounts=mounts)
+        line = {"mqtt": broker_url, "nests": len(config.nests), "http": http_url, "page": page_url}
+        log.info("dronectl.up", **line, audit=str(audit_path))
+        sys.stdout.write(json.dumps(line) + "\n")
         sys.stdout.flush()
         async with asyncio.TaskGroup() as tg:
-            api = tg.create_task(
-                serve_api(mqtt, controller, outcomes=AuditOutcomes(fleet.audit)), name="api.mqtt"
-            )
+            api = tg.create_task(serve_api(mqtt, controller, gateway=gateway), name="api.mqtt")
+            http = tg.create_task(web.serve(args.http_host, http_port), name="api.http")
             stopping = tg.create_task(stop.wait(), name="dronectl.stop")
-            await asyncio.wait({api, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({api, http, stopping}, return_when=asyncio.FIRST_COMPLETED)
             api.cancel()
+            http.cancel()
             stopping.cancel()
     log.info("dronectl.down")
     return 0

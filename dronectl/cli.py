@@ -1,11 +1,11 @@
 """The ``dronectl`` command.
 
-    dronectl up [--broker URL] [--no-sim]   the service (simulator and MQTT broker embedded by default)
-    dronectl sim [--nests 16] [--speed 10]   the simulated nests (same as python -m sitl)
-    dronectl config check FILE               validate a city config file
-    dronectl console [--broker URL]          the interactive pilot console
-    dronectl launch 7 --to 43.90,125.30      one console command, for scripts (--json; see
-                                             dronectl.console.oneshot for the list and exit codes)
+dronectl up [--broker URL] [--no-sim]   the service (simulator and MQTT broker embedded by default)
+dronectl sim [--nests 16] [--speed 10]   the simulated nests (same as python -m sitl)
+dronectl config check FILE               validate a city config file
+dronectl console [--broker URL]          the interactive pilot console
+dronectl launch 7 --to 43.90,125.30      one console command, for scripts (--json; see
+                                         dronectl.console.oneshot for the list and exit codes)
 """
 
 from __future__ import annotations

@@ -48,7 +48,8 @@ class NestConfig(_Model):
     ground_alt_m: float = Field(ge=-500.0, le=9000.0, description="Pad altitude AMSL")
     system_id: int | None = Field(default=None, ge=1, le=250)
     mavlink_url: str | None = Field(
-        default=None, description="How the service reaches this nest; default udpin://0.0.0.0:<client_port_base+id>"
+        default=None,
+        description="How the service reaches this nest; default udpin://0.0.0.0:<client_port_base+id>",
     )
 
     @property

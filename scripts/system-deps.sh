@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Debian packages the tests use (real components, as users have them): Mosquitto and its
 # clients (a real MQTT broker and mosquitto_pub/sub), espeak-ng (text to speech, Mandarin too),
-# tmux (the console tested in a real terminal). Installs only what is missing; needs root.
+# tmux (the console tested in a real terminal), chromium (the command-center page tested in a
+# real browser, driven by Playwright over CDP: Debian's build, never a downloaded one).
+# Installs only what is missing; needs root.
 set -euo pipefail
 need=()
 command -v mosquitto >/dev/null 2>&1 || need+=(mosquitto)
 command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then
   echo "missing system packages: ${need[*]} (run: sudo apt-get install ${need[*]})" >&2

@@ -31,29 +31,9 @@ from aiomqtt import Client, Message, MqttError, TLSParameters, Will
 from pydantic import BaseModel
 
 from dronectl.api.controller import Command, Controller
-from dronectl.api.dispatch import (
-    Dispatcher,
-    Execute,
-    Ignore,
-    IncidentAccepted,
-    OutcomeStore,
-    RefusalLog,
-    Refuse,
-    Repeat,
-    first_reply,
-    progress,
-)
-from dronectl.api.models import (
-    AIRBORNE_PHASES,
-    MAX_TTL_S,
-    TERMINAL_STATES,
-    ControllerStatus,
-    ErrorBody,
-    ErrorCode,
-    Event,
-    NestState,
-    Reply,
-)
+from dronectl.api.dispatch import Execute, Ignore, IncidentAccepted, OutcomeStore, Refuse, Repeat
+from dronectl.api.gateway import CommandGateway
+from dronectl.api.models import AIRBORNE_PHASES, ControllerStatus, Event, NestState, Progress, Reply
 from dronectl.api.settings import MqttSettings
 from dronectl.api.topics import Incidents, Topics, matches
 
@@ -78,15 +58,24 @@ class MqttApi:
         clock: Callable[[], float] = time.time,
         outcomes: OutcomeStore | None = None,
         version: str | None = None,
+        gateway: CommandGateway | None = None,
     ) -> None:
+        """``gateway``: the command path shared with other transports (HTTP); by default one of
+        its own over ``controller``, ``clock`` and ``outcomes``."""
         self.settings = settings
         self.controller = controller
         self.clock = clock
-        self.outcomes = outcomes
         self.version = version
         self.topics = Topics(settings.root)
         self.nest_ids = tuple(controller.nest_ids())
-        self.dispatcher = Dispatcher(self.topics, self.nest_ids, clock, memory=settings.dedupe_memory)
+        self.gateway = gateway or CommandGateway(
+            controller, self.topics, clock=clock, outcomes=outcomes, dedupe_memory=settings.dedupe_memory
+        )
+        if self.gateway.topics != self.topics:
+            raise ValueError("the gateway's topic root differs from the MQTT settings' root")
+        self.gateway.event_sinks.append(self._publish_event)
+        self.outcomes = self.gateway.outcomes
+        self.dispatcher = self.gateway.dispatcher
         self.client_id = settings.client_id or f"dronectl-{uuid.uuid4().hex[:12]}"
         self.connected = asyncio.Event()
         self.connections = 0  # successful connections so far (for status and tests)
@@ -99,21 +88,11 @@ class MqttApi:
 
     async def run(self) -> None:
         """Serve until cancelled; on cancellation say offline and disconnect cleanly."""
-        await self._remember_recent_commands()
+        await self.gateway.load_recent()
         async with asyncio.TaskGroup() as tasks:
             self._tasks = tasks
             tasks.create_task(self._follow_controller(), name="mqtt.updates")
             await self._connection_loop()
-
-    async def _remember_recent_commands(self) -> None:
-        """Load the first outcomes of every command that could still run (received within the
-        longest ttl plus the clock skew allowed), so a repeat of one from before a restart is
-        answered, not run again, without a store lookup on every new command."""
-        if self.outcomes is None:
-            return
-        horizon_s = MAX_TTL_S + self.dispatcher.max_future_skew_s + 60.0
-        for command_id, reply in await self.outcomes.recent(self.clock() - horizon_s):
-            self.dispatcher.remember(command_id, reply)
 
     def _make_client(self) -> Client:
         address = self.settings.address()
@@ -215,23 +194,14 @@ class MqttApi:
             else:
                 await self._publish_event(result.event)
             return
-        decision = self.dispatcher.decide(topic, payload, retained=retained)
-        if isinstance(decision, Refuse) and decision.request is not None and self.outcomes is not None:
-            # a repeat of a command older than what run() loaded (it would be refused as expired):
-            # answer it with its first outcome. Commands that can run were all loaded at start.
-            first = await self.outcomes.first_outcome(decision.request.id)
-            if first is not None:
-                self.dispatcher.remember(decision.request.id, first)
-                decision = self.dispatcher.decide(topic, payload, retained=retained)
+        decision = await self.gateway.decide(topic, payload, retained=retained)  # refusals audited there
         if isinstance(decision, Ignore):
             log.info("mqtt.ignored", topic=topic, reason=decision.reason)
         elif isinstance(decision, Refuse):
             log.info("mqtt.refused", topic=topic, id=decision.reply.id, error=decision.event.message)
-            if decision.request is not None and isinstance(self.outcomes, RefusalLog):
-                await self.outcomes.record_refusal(decision.request, decision.event.nest_id, decision.reply)
             if decision.reply_to is not None:
                 await self._publish(decision.reply_to, decision.reply, qos=1)
-            await self._publish_event(decision.event)
+            await self.gateway.announce(decision.event)  # here and on every other transport
         elif isinstance(decision, Repeat):
             log.info("mqtt.repeated", topic=topic, id=decision.reply.id)
             if decision.reply_to is not None:
@@ -244,34 +214,13 @@ class MqttApi:
             )
 
     async def _execute(self, command: Command, reply_to: str | None) -> None:
-        """Relay the controller's updates: the first as the Reply, then (if accepted) as Progress.
-        The controller's iterator is consumed to its end; nothing is published after a final state."""
-        bound = log.bind(id=command.id, method=command.method.value, nest=command.nest_id)
-        first: Reply | None = None
-        finished = False
-        try:
-            async for update in self.controller.execute(command):
-                if first is None:
-                    first = first_reply(command, update)
-                    self.dispatcher.remember(command.id, first)
-                    bound.info("mqtt.command.first_outcome", ok=first.ok)
-                    if reply_to is not None:
-                        await self._publish(reply_to, first, qos=1)
-                if not first.ok or finished:
-                    continue
-                finished = update.state in TERMINAL_STATES
-                if reply_to is not None:
-                    await self._publish(reply_to, progress(command, update, self.clock()), qos=1)
-        except Exception:  # noqa: BLE001 - a controller bug must be answered, not kill the API; logged
-            bound.exception("mqtt.command.crashed")
-        if first is None:
-            await self._answer_internal(command, reply_to, "the controller gave no answer to this command")
+        """Relay the controller's updates to ``reply_to``: the first as the Reply, then Progress."""
 
-    async def _answer_internal(self, command: Command, reply_to: str | None, message: str) -> None:
-        reply = Reply(id=command.id, ok=False, error=ErrorBody(code=ErrorCode.INTERNAL, message=message))
-        self.dispatcher.remember(command.id, reply)
-        if reply_to is not None:
-            await self._publish(reply_to, reply, qos=1)
+        async def send(answer: Reply | Progress) -> None:
+            if reply_to is not None:
+                await self._publish(reply_to, answer, qos=1)
+
+        await self.gateway.execute(command, send, send)
 
     # --- outgoing ---------------------------------------------------------------------------
 

@@ -1,0 +1,194 @@
+"""The service's HTTP server (aiohttp): the command-center page, the REST and WebSocket API.
+
+    GET  /                              the command-center page (static; it asks for data with its token)
+    GET  /api/me                        the token's actor and the methods its role may call
+    GET  /api/config                    the map: nests, geofence, no-fly zones, altitude limits
+    GET  /api/nests                     every nest's state (the MQTT API's NestState)
+    GET  /api/nests/{nest}              one nest's state
+    POST /api/nests/{nest}/commands     a nest command (the MQTT request envelope; see web.commands)
+    POST /api/commands                  a fleet command
+    GET  /api/updates                   WebSocket: states, telemetry, events, progress (web.updates)
+    ...                                 whatever the mounts add (the video routes: /whep/..., /video/...)
+
+Every /api route needs a token (web.auth). :meth:`WebServer.serve` runs it until cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from dronectl.api.controller import Controller
+from dronectl.api.gateway import CommandGateway
+from dronectl.api.models import FLEET_METHOD_ARGS, NEST_METHOD_ARGS
+from dronectl.api.roles import may_call
+from dronectl.api.topics import parse_nest_token
+from dronectl.config import CityConfig
+from dronectl.web.auth import Authorize, TokenAuthority
+from dronectl.web.commands import HttpCommands
+from dronectl.web.updates import TelemetryRates, UpdatesHub
+
+log = structlog.get_logger("dronectl.web")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+MAX_BODY_BYTES = 64 * 1024
+
+# what a mount adds to the app, e.g. lambda app, authorize: add_video_routes(app, hub, authorize)
+Mount = Callable[[web.Application, Authorize], None]
+
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+def map_config(config: CityConfig) -> dict[str, Any]:
+    """What the page needs to draw the map (nothing about links or credentials)."""
+    return {
+        "city": config.city,
+        "timezone": config.timezone,
+        "nests": [{"id": n.id, "name": n.name, "lat": n.lat, "lon": n.lon} for n in config.nests],
+        "geofence": {"name": config.geofence.name, "polygon": config.geofence.polygon},
+        "no_fly_zones": [{"name": z.name, "polygon": z.polygon} for z in config.no_fly_zones],
+        "altitude_ceiling_m": config.safety.altitude_ceiling_m,
+        "default_cruise_alt_m": config.safety.default_cruise_alt_m,
+    }
+
+
+@web.middleware
+async def _headers(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault("Content-Security-Policy", _CSP)
+    response.headers.setdefault("Referrer-Policy", "no-referrer")  # the page's URL may carry its token
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if request.path == "/" or request.path.startswith(("/static/", "/api/")):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+class WebServer:
+    def __init__(
+        self,
+        config: CityConfig,
+        controller: Controller,
+        gateway: CommandGateway,
+        auth: TokenAuthority,
+        *,
+        rates: TelemetryRates | None = None,
+        mounts: Sequence[Mount] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.controller = controller
+        self.gateway = gateway
+        self.auth = auth
+        self.updates = UpdatesHub(controller, rates or TelemetryRates(), clock=clock)
+        self.commands = HttpCommands(gateway, self.updates, self.spawn)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.mounted = len(mounts)
+        self.app = self._build(mounts)
+
+    def _build(self, mounts: Sequence[Mount]) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_headers])
+        app.router.add_get("/", self._index)
+        app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
+        app.router.add_get("/api/me", self._me)
+        app.router.add_get("/api/config", self._config)
+        app.router.add_get("/api/nests", self._nests)
+        app.router.add_get("/api/nests/{nest}", self._nest)
+        app.router.add_post("/api/nests/{nest}/commands", self._nest_command)
+        app.router.add_post("/api/commands", self._fleet_command)
+        app.router.add_get("/api/updates", self._updates)
+        for mount in mounts:
+            mount(app, self.auth.authorize)
+        app.cleanup_ctx.append(self._lifespan)
+        return app
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def _lifespan(self, app: web.Application) -> AsyncIterator[None]:
+        await self.gateway.load_recent()
+        self.gateway.event_sinks.append(self.updates.publish_event)
+        self.spawn(self.updates.run(), "web.updates")
+        yield
+        self.gateway.event_sinks.remove(self.updates.publish_event)
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``coro`` owned by the server (cancelled when it stops; a crash is logged)."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("web.task_crashed", task=task.get_name(), error=repr(task.exception()))
+
+    async def serve(self, host: str, port: int, ready: asyncio.Event | None = None) -> None:
+        """Serve on host:port until cancelled; then stop accepting, close connections, clean up."""
+        runner = web.AppRunner(self.app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, port)
+            await site.start()
+            log.info("web.listening", url=f"http://{host}:{port}/")
+            if ready is not None:
+                ready.set()
+            await asyncio.Event().wait()
+        finally:
+            try:
+                await runner.cleanup()
+            except Exception:  # shutdown goes on whatever a handler did; logged
+                log.exception("web.cleanup_failed")
+
+    # --- handlers ---------------------------------------------------------------------------
+
+    async def _index(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC_DIR / "index.html")
+
+    async def _me(self, request: web.Request) -> web.Response:
+        actor = await self.auth.authorize(request, "state.view")
+        methods = [m.value for m in (*NEST_METHOD_ARGS, *FLEET_METHOD_ARGS) if may_call(actor.role, m)]
+        return web.json_response({"actor": actor.model_dump(mode="json"), "methods": methods})
+
+    async def _config(self, request: web.Request) -> web.Response:
+        await self.auth.authorize(request, "state.view")
+        return web.json_response({**map_config(self.config), "video": self.mounted > 0})
+
+    async def _nests(self, request: web.Request) -> web.Response:
+        await self.auth.authorize(request, "state.view")
+        states = [self.controller.snapshot(n).model_dump(mode="json") for n in self.gateway.nest_ids]
+        return web.json_response(states)
+
+    async def _nest(self, request: web.Request) -> web.Response:
+        await self.auth.authorize(request, "state.view")
+        nest_id = parse_nest_token(request.match_info["nest"])
+        if nest_id is None or nest_id not in self.gateway.nest_ids:
+            raise web.HTTPNotFound(text=f"no nest {request.match_info['nest']!r} here")
+        state = self.controller.snapshot(nest_id)
+        return web.Response(text=state.model_dump_json(), content_type="application/json")
+
+    async def _nest_command(self, request: web.Request) -> web.Response:
+        actor = await self.auth.authorize(request, "command.send")
+        topic = f"{self.gateway.topics.root}/nests/{request.match_info['nest']}/commands"
+        return await self.commands.submit(topic, await request.read(), actor)
+
+    async def _fleet_command(self, request: web.Request) -> web.Response:
+        actor = await self.auth.authorize(request, "command.send")
+        return await self.commands.submit(self.gateway.topics.commands(), await request.read(), actor)
+
+    async def _updates(self, request: web.Request) -> web.WebSocketResponse:
+        actor = await self.auth.authorize(request, "state.view")
+        return await self.updates.serve(request, actor)
