@@ -425,10 +425,16 @@ class NestController:
             await self._flight_event("on_station", t.cause)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
+        """Run ``coro`` in the nest's TaskGroup; dropped (closed, not leaked) once the nest stops."""
         if self._tg is None:
             coro.close()
             return
-        self._tg.create_task(self._logged(coro, what), name=f"nest[{self.nest_id:02d}].{what}")
+        wrapper = self._logged(coro, what)
+        try:
+            self._tg.create_task(wrapper, name=f"nest[{self.nest_id:02d}].{what}")
+        except RuntimeError:  # the TaskGroup is shutting down: the nest is stopping
+            wrapper.close()
+            coro.close()
 
     async def _logged(self, coro: Awaitable[None], what: str) -> None:
         try:

@@ -57,6 +57,9 @@ async def test_launch_progress_events_telemetry_and_return(mosquitto_port: int, 
 
         on_station = await cc.wait_for(f"{root}/nests/2/state", lambda p: p["phase"] == "on_station")
         assert on_station["flight"]["command_id"] == launch["id"]
+        # the event travels on its own topics: wait for it, then check the order
+        await cc.wait_for(f"{root}/nests/2/events", lambda p: p["kind"] == "on_station")
+        await cc.wait_for(f"{root}/events", lambda p: p["kind"] == "on_station")
         kinds = [e["kind"] for e in cc.payloads(f"{root}/nests/2/events")]
         assert kinds[:2] == ["launched", "on_station"]
         assert [e["kind"] for e in cc.payloads(f"{root}/events")][:2] == ["launched", "on_station"]
