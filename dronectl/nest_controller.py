@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import functools
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any
@@ -25,6 +26,7 @@ import structlog
 from adapters import errors as adapter_errors
 from adapters.protocols import (
     AltitudeReference,
+    AudioClip,
     Camera,
     ChargerState,
     CoverState,
@@ -60,6 +62,7 @@ from dronectl.safety import (
     SafetyPolicy,
     WeatherReading,
 )
+from dronectl.tts import TtsError, render_speech_async
 
 ARRIVAL_RADIUS_M = 5.0
 TAKEOFF_TIMEOUT_S = 90.0
@@ -190,6 +193,7 @@ class NestController:
         self.home = GeoPoint(config.lat, config.lon)
         self._hw: NestHardware | None = None
         self._cruise_configured = False
+        self._speech_clips = SpeechClips()
         self.policy = policy
         self.audit = audit
         self.fleet = fleet
@@ -240,6 +244,7 @@ class NestController:
             self.log.info("nest.flight_resumed", flight=resume_flight.flight_id)
         self._hw = hardware
         self._cruise_configured = False  # set on the drone at the first launch after (re)attaching
+        self._speech_clips = SpeechClips()  # a payload that was away may have lost its clips
         try:
             await self._run()
         finally:
@@ -805,8 +810,33 @@ class NestController:
             raise CommandRefused("maintenance", [Blocker(BlockerCode.NEST_BUSY, t.cause)])
 
     async def say(self, text: str, lang: str = "zh", volume_pct: int | None = None, repeat: int = 0) -> None:
-        await self._call("speak", self.hw.payload.say(text, lang=lang, volume_pct=volume_pct, repeat=repeat))
-        await self._flight_event("speaker", text, lang=lang)
+        """Speech rendered here (espeak-ng), sent to the loudspeaker as a clip, and played; the same
+        text again plays the clip already on the payload. Without a local engine, the payload's own
+        text-to-speech speaks it."""
+        key = (text, lang)
+        clip_id = self._speech_clips.get(key)
+        if clip_id is None:
+            try:
+                pcm, rate = await render_speech_async(text, lang)
+            except TtsError as exc:
+                self.log.warning("nest.tts_unavailable", error=str(exc))
+                await self._call(
+                    "speak", self.hw.payload.say(text, lang=lang, volume_pct=volume_pct, repeat=repeat)
+                )
+                await self._flight_event("speaker", text, lang=lang, rendered_by="payload")
+                return
+            clip_id = self._speech_clips.store(key)
+            await self._call("upload speech", self.hw.payload.upload_clip(AudioClip(clip_id, pcm, rate)))
+        try:
+            await self._call(
+                "speak", self.hw.payload.play_clip(clip_id, repeat=repeat, volume_pct=volume_pct)
+            )
+        except CommandFailed:
+            self._speech_clips.forget(
+                key
+            )  # the payload may have lost it (restarted): render it again next time
+            raise
+        await self._flight_event("speaker", text, lang=lang, clip_id=clip_id)
 
     async def stop_speaker(self) -> None:
         await self._call("stop speaker", self.hw.payload.stop_speaker())
@@ -889,3 +919,31 @@ class _DrainMeter:
         if t1 - t0 < 10.0:
             return None
         return max(0.0, (p0 - p1) / (t1 - t0) * 60.0)
+
+
+class SpeechClips:
+    """Which rendered texts are on the payload, under which clip id (1..SIZE, least recently used
+    reused first; talk-back uses ids from 65001)."""
+
+    SIZE = 32
+
+    def __init__(self) -> None:
+        self._ids: OrderedDict[tuple[str, str], int] = OrderedDict()
+
+    def get(self, key: tuple[str, str]) -> int | None:
+        clip_id = self._ids.get(key)
+        if clip_id is not None:
+            self._ids.move_to_end(key)
+        return clip_id
+
+    def store(self, key: tuple[str, str]) -> int:
+        if len(self._ids) < self.SIZE:
+            used = set(self._ids.values())
+            clip_id = next(i for i in range(1, self.SIZE + 1) if i not in used)
+        else:
+            _, clip_id = self._ids.popitem(last=False)
+        self._ids[key] = clip_id
+        return clip_id
+
+    def forget(self, key: tuple[str, str]) -> None:
+        self._ids.pop(key, None)
