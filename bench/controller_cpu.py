@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import sqlite3
 import sys
 import tempfile
@@ -42,6 +41,7 @@ from dronectl.config import CityConfig, MavlinkConfig, load_config  # noqa: E402
 from dronectl.geo import destination  # noqa: E402
 from dronectl.nest_state import NestPhase  # noqa: E402
 from dronectl.service import open_service  # noqa: E402
+from sitl.ports import free_tcp_port, free_udp_range  # noqa: E402
 
 TARGET_CPU_PCT = 20.0  # of one core
 TARGET_RSS_MB = 300.0
@@ -69,30 +69,6 @@ class Result:
     setup_s: float
 
 
-def _free_udp_range(span: int) -> int:
-    for base in range(21000, 60000, 100):
-        socks = []
-        try:
-            for offset in range(span + 1):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", base + offset))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise BenchError("no free UDP port range")
-
-
-def _free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def bench_config(sim_base: int, client_base: int) -> CityConfig:
     base = load_config()
     mavlink = MavlinkConfig(host="127.0.0.1", sim_port_base=sim_base, client_port_base=client_base)
@@ -105,7 +81,7 @@ async def start_simulator(
     env = dict(os.environ, DRONECTL_LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
     cmd = [
         sys.executable, "-m", "sitl", "--speed", f"{speed:g}", "--config", str(config_path),
-        "--control-port", str(_free_tcp_port()),
+        "--control-port", str(free_tcp_port()),
     ]  # fmt: skip
     with (workdir / "sitl.err").open("wb") as err:
         proc = await asyncio.create_subprocess_exec(
@@ -134,7 +110,7 @@ def _cpu_s(procs: list[psutil.Process]) -> float:
 
 async def run(args: argparse.Namespace) -> Result:
     workdir = Path(tempfile.mkdtemp(prefix="controller-cpu-"))
-    sim_base = _free_udp_range(120)
+    sim_base = free_udp_range(120)
     config = bench_config(sim_base, sim_base + 60)
     nest_ids = [n.id for n in config.nests]
     config_path = workdir / "city.yaml"

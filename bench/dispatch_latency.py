@@ -30,8 +30,6 @@ import json
 import multiprocessing as mp
 import os
 import queue
-import random
-import socket
 import statistics
 import sys
 import tempfile
@@ -59,6 +57,7 @@ from dronectl.nest_controller import NestController  # noqa: E402
 from dronectl.nest_state import LAUNCHABLE  # noqa: E402
 from dronectl.service import open_service  # noqa: E402
 from dronectl.supervisor import Backoff  # noqa: E402
+from sitl.ports import free_udp_range  # noqa: E402
 
 TARGET_P99_MS = 250.0
 HOP_M = 250.0
@@ -67,25 +66,6 @@ LAUNCH_COMMANDS = frozenset({mav.MAV_CMD_DRONECTL_DOCK_COVER, mav.MAV_CMD_DRONEC
 
 class BenchError(Exception):
     """The set-up failed."""
-
-
-def _free_udp_range(span: int) -> int:
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 60000, 50)
-        socks = []
-        try:
-            for offset in range(span + 1):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", base + offset))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise BenchError("no free UDP port range")
 
 
 def bench_config(sim_base: int, client_base: int) -> CityConfig:
@@ -212,7 +192,7 @@ async def measure(api: FleetApiController, seen: MpQueue[Any], samples: int) -> 
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    sim_base, client_base = _free_udp_range(20), _free_udp_range(20)
+    sim_base, client_base = free_udp_range(20), free_udp_range(20)
     config = bench_config(sim_base, client_base)
     ctx = mp.get_context("spawn")
     seen: MpQueue[Any] = ctx.Queue()

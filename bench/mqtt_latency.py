@@ -66,6 +66,7 @@ from dronectl.geo import GeoPoint, destination  # noqa: E402
 from dronectl.logging import configure_logging  # noqa: E402
 from dronectl.service import open_service  # noqa: E402
 from dronectl.supervisor import Backoff  # noqa: E402
+from sitl.ports import free_udp_range  # noqa: E402
 
 TARGET_P99_MS = 20.0
 HOP_M = 150.0
@@ -82,25 +83,6 @@ class BenchError(Exception):
 # --- ports and config ------------------------------------------------------------------------------
 
 
-def _free_udp_range(span: int) -> int:
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 60000, 50)
-        socks = []
-        try:
-            for offset in range(span + 1):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", base + offset))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise BenchError("no free UDP port range")
-
-
 def bench_config(sim_base: int, client_base: int) -> CityConfig:
     base = load_config()
     return base.model_copy(
@@ -114,12 +96,6 @@ def _listening(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.5)
         return s.connect_ex((host, port)) == 0
-
-
-def _free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --- the simulator, in a child process ---------------------------------------------------------------
@@ -426,7 +402,7 @@ def _figures(sent: list[Sent], observations: Observations, kind: str) -> dict[st
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    sim_base, client_base = _free_udp_range(20), _free_udp_range(20)
+    sim_base, client_base = free_udp_range(20), free_udp_range(20)
     config = bench_config(sim_base, client_base)
     address = MqttSettings(broker=args.broker).address()
     if _listening(address.host, address.port):

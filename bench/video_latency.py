@@ -31,9 +31,7 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -53,6 +51,7 @@ from dronectl.config import CityConfig, MavlinkConfig, load_config  # noqa: E402
 from dronectl.geo import destination  # noqa: E402
 from dronectl.logging import configure_logging  # noqa: E402
 from dronectl.nest_state import AIRBORNE  # noqa: E402
+from sitl.ports import free_tcp_port, free_udp_range  # noqa: E402
 
 TARGET_P95_MS = 150.0
 TARGET_STREAM_PCT = 5.0
@@ -158,30 +157,6 @@ def viewer_main(args: argparse.Namespace) -> int:
 
 
 # the service (this process) ---------------------------------------------------------------------
-def _free_udp_range(span: int) -> int:
-    for base in random.Random().sample(range(23000, 60000, 100), 300):
-        socks = []
-        try:
-            for offset in range(span + 1):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", base + offset))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise BenchError("no free UDP port range")
-
-
-def _free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _cpu_s(proc: psutil.Process) -> float:
     try:
         t = proc.cpu_times()
@@ -204,7 +179,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     counts = sorted({int(k) for k in args.streams.split(",")})
     nest_count = max(counts)
     workdir = Path(tempfile.mkdtemp(prefix="video-latency-"))
-    sim_base = _free_udp_range(120)
+    sim_base = free_udp_range(120)
     base = load_config()
     config: CityConfig = base.model_copy(
         update={
@@ -218,7 +193,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     config_path.write_text(json.dumps(config.model_dump(mode="json")), encoding="utf-8")  # JSON is YAML
     env = dict(os.environ, DRONECTL_LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
     sim_cmd = [sys.executable, "-m", "sitl", "--speed", f"{args.speed:g}", "--config", str(config_path),
-               "--control-port", str(_free_tcp_port())]  # fmt: skip
+               "--control-port", str(free_tcp_port())]  # fmt: skip
     with (workdir / "sitl.err").open("wb") as err:
         sim = await asyncio.create_subprocess_exec(
             *sim_cmd, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=err
@@ -246,7 +221,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             add_video_routes(app, hub, allow)
             runner = web.AppRunner(app)
             await runner.setup()
-            port = _free_tcp_port()
+            port = free_tcp_port()
             await web.TCPSite(runner, "127.0.0.1", port).start()
             controllers = list(fleet.controllers.values())
             for c in controllers:
