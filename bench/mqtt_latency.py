@@ -511,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.setswitchinterval(args.switch_interval_ms / 1000.0)
     try:
         figures = asyncio.run(run(args))
-    except (BenchError, TimeoutError) as exc:
+    except (BenchError, TimeoutError, OSError) as exc:
         sys.stderr.write(f"mqtt_latency: {exc!r}\n")
         return 2
     out = sys.stdout
