@@ -16,6 +16,10 @@ previous one's final outcome with 50-150 ms of jitter between, ``--concurrency``
 * ``light.set`` (to the payload, pymavlink): MAV_CMD_DRONECTL_LIGHT_SET on the link;
 * ``hold`` (to the autopilot, MAVSDK): the mode command on the link.
 
+Brokers: Mosquitto leaves Nagle's algorithm on unless ``set_tcp_nodelay true`` (as in
+docker/mosquitto.conf); then a command queued behind an unacknowledged PUBACK waits for a delayed
+ACK and the tail grows by tens of ms. Measure against such a broker for production figures.
+
 The latency of a command is from just before the command center's publish to the moment the
 simulated nest receives the matching COMMAND_LONG/COMMAND_INT (its link's dispatch is hooked in the
 child; both sides read CLOCK_MONOTONIC, which is system-wide). It includes the broker hops, the
@@ -141,6 +145,10 @@ class CommandCenter:
         self.online = asyncio.Event()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:8]}")
         self.client.on_message = self._on_message
+        # a command center that cares about latency turns Nagle off (paho leaves it on)
+        self.client.on_socket_open = lambda client, userdata, sock: sock.setsockopt(
+            socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
+        )
         self.client.connect(host, port, 30)
         self.client.subscribe(f"{root}/replies/bench/#", qos=1)
         self.client.subscribe(f"{root}/status", qos=1)

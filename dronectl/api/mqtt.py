@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 import ssl
 import time
 import uuid
@@ -40,6 +41,16 @@ from dronectl.api.topics import Incidents, Topics, matches
 log = structlog.get_logger("dronectl.api.mqtt")
 
 _TELEMETRY_TICK_MAX_S = 0.25
+
+
+def _no_delay(client: Client) -> None:
+    """Send small MQTT packets at once (TCP_NODELAY): paho leaves Nagle on, and a command or reply
+    queued behind an unacknowledged PUBACK then waits for the peer's delayed ACK (tens of ms)."""
+    paho_client = getattr(client, "_client", None)  # aiomqtt's paho client; no public accessor
+    sock = paho_client.socket() if paho_client is not None else None
+    if isinstance(sock, socket.socket):
+        with suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _payload_bytes(message: Message) -> bytes:
@@ -143,6 +154,7 @@ class MqttApi:
             await asyncio.sleep(delay_s)
 
     async def _session(self, client: Client) -> None:
+        _no_delay(client)
         online = ControllerStatus(
             state="online", at=_utc_now(self.clock), version=self.version, nests=list(self.nest_ids)
         )
