@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -216,6 +216,15 @@ class _Run:
     async def fail_with(self, exc: BaseException) -> None:
         reasons = exc.reasons if isinstance(exc, CommandRefused) else ()
         await self.fail(error_code(exc), str(exc), reasons)
+
+    async def attempt(self, action: Awaitable[object]) -> bool:
+        """Await ``action``; when the service says no (DronectlError), fail the command with it."""
+        try:
+            await action
+        except DronectlError as exc:
+            await self.fail_with(exc)
+            return False
+        return True
 
     async def _finish(
         self,
@@ -453,10 +462,9 @@ class CommandRunner:
         note = "" if args.clockwise else "counter-clockwise not supported yet: the orbit is flown clockwise"
         if not await self._start(run, c, note):
             return
-        try:
-            await c.orbit(centre, args.radius_m, args.center.alt_m, args.speed_mps or ORBIT_DEFAULT_SPEED_MPS)
-        except DronectlError as exc:
-            await run.fail_with(exc)
+        if not await run.attempt(
+            c.orbit(centre, args.radius_m, args.center.alt_m, args.speed_mps or ORBIT_DEFAULT_SPEED_MPS)
+        ):
             return
         await run.succeed(f"orbiting {centre} at {args.radius_m:g} m")
 
@@ -465,10 +473,7 @@ class CommandRunner:
         self._require_airborne(c, "hold")
         if not await self._start(run, c):
             return
-        try:
-            await c.hold()
-        except DronectlError as exc:
-            await run.fail_with(exc)
+        if not await run.attempt(c.hold()):
             return
         await run.succeed("holding position")
 
@@ -478,10 +483,7 @@ class CommandRunner:
         self._require_link(c, "return")
         if not await self._start(run, c):
             return
-        try:
-            await c.return_home(f"{run.command.actor_id}: return home")
-        except DronectlError as exc:
-            await run.fail_with(exc)
+        if not await run.attempt(c.return_home(f"{run.command.actor_id}: return home")):
             return
         await self._follow_home(run, c, "return")
 
@@ -512,10 +514,7 @@ class CommandRunner:
         self._require_airborne(c, "land")
         if not await self._start(run, c):
             return
-        try:
-            await c.land()
-        except DronectlError as exc:
-            await run.fail_with(exc)
+        if not await run.attempt(c.land()):
             return
         await run.step("landing")
         while not (c.drone.armed is False and not c.drone_in_air()):
@@ -542,10 +541,7 @@ class CommandRunner:
         on_ground = c.state.phase in (ns.NestPhase.PREFLIGHT, ns.NestPhase.LAUNCHING) and not c.drone_in_air()
         if not await self._start(run, c):
             return
-        try:
-            await c.abort(args.reason or f"abort by {run.command.actor_id}")
-        except DronectlError as exc:
-            await run.fail_with(exc)
+        if not await run.attempt(c.abort(args.reason or f"abort by {run.command.actor_id}")):
             return
         if on_ground:
             await run.succeed(f"launch stopped on the ground ({c.state.phase.value})")
@@ -601,10 +597,7 @@ class CommandRunner:
             raise Refusal(ErrorCode.BUSY, "maintenance refused", [t.cause])
         if not await self._start(run, c):
             return
-        try:
-            await c.set_maintenance(args.on, args.reason or f"by {run.command.actor_id}")
-        except DronectlError as exc:
-            await run.fail_with(exc)
+        if not await run.attempt(c.set_maintenance(args.on, args.reason or f"by {run.command.actor_id}")):
             return
         await run.succeed("maintenance on" if args.on else "maintenance off", {"phase": c.state.phase.value})
 
