@@ -36,6 +36,7 @@ from dronectl.logging import configure_logging
 from dronectl.service import open_service
 from dronectl.video import add_video_routes, open_video
 from dronectl.web.auth import TokenAuthority, TokensFileError, load_tokens
+from dronectl.web.coverage import CoverageLayer, add_coverage_routes, fleet_wind
 from dronectl.web.server import WebServer
 from dronectl.web.updates import TelemetryRates
 
@@ -183,7 +184,11 @@ async def run(args: argparse.Namespace) -> int:
             controller, Topics(mqtt.root), outcomes=outcomes, dedupe_memory=mqtt.dedupe_memory
         )
         rates = TelemetryRates(mqtt.telemetry_airborne_hz, mqtt.telemetry_docked_hz, mqtt.telemetry_max_age_s)
-        mounts = [lambda app, authorize: add_video_routes(app, hub, authorize)]
+        coverage = CoverageLayer(config, wind=lambda: fleet_wind(fleet))
+        mounts = [
+            lambda app, authorize: add_video_routes(app, hub, authorize),
+            lambda app, authorize: add_coverage_routes(app, coverage, authorize),
+        ]
         web = WebServer(config, controller, gateway, auth, rates=rates, mounts=mounts)
         line = {"mqtt": broker_url, "nests": len(config.nests), "http": http_url, "page": page_url}
         log.info("dronectl.up", **line, audit=str(audit_path))

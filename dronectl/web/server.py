@@ -8,7 +8,8 @@
     POST /api/nests/{nest}/commands     a nest command (the MQTT request envelope; see web.commands)
     POST /api/commands                  a fleet command
     GET  /api/updates                   WebSocket: states, telemetry, events, progress (web.updates)
-    ...                                 whatever the mounts add (the video routes: /whep/..., /video/...)
+    ...                                 whatever the mounts add (the video routes: /whep/..., /video/...;
+                                        the coverage layer: /api/coverage, see web.coverage)
 
 Every /api route needs a token (web.auth). :meth:`WebServer.serve` runs it until cancelled.
 """

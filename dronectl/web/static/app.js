@@ -142,6 +142,48 @@ function setView(view) {
   drawPick();
 }
 
+// The coverage layer: expected time to scene, a picture from /api/coverage laid at its bounds
+// (the map's projection is linear in latitude and longitude, so it fits without warping).
+async function toggleCoverage() {
+  const button = $("map-coverage");
+  const layer = $("layer-coverage");
+  const legend = $("coverage-legend");
+  if (button.getAttribute("aria-pressed") === "true") {
+    button.setAttribute("aria-pressed", "false");
+    layer.replaceChildren();
+    legend.hidden = true;
+    return;
+  }
+  button.setAttribute("aria-pressed", "true");
+  legend.hidden = false;
+  legend.textContent = "computing coverage…";
+  let cov;
+  try {
+    cov = await getJson("/api/coverage");
+  } catch (err) {
+    legend.textContent = `coverage unavailable: ${err.message}`;
+    return;
+  }
+  if (button.getAttribute("aria-pressed") !== "true") return; // switched off meanwhile
+  const b = cov.bounds;
+  const [x0, y0] = project(b.north, b.west);
+  const [x1, y1] = project(b.south, b.east);
+  const image = el("svg:image", { x: x0, y: y0, width: x1 - x0, height: y1 - y0, preserveAspectRatio: "none" });
+  image.setAttribute("href", cov.image);
+  image.style.imageRendering = "pixelated";
+  layer.replaceChildren(image);
+  const s = cov.stats;
+  const min = (v) => `${Math.round(v / 60)} min`;
+  const wind = cov.wind.speed_mps > 0 ? `wind ${cov.wind.speed_mps.toFixed(0)} m/s` : "calm";
+  legend.replaceChildren(
+    el("div", {}, `time to scene (${wind})`),
+    el("div", { class: "bar" }),
+    el("div", { class: "ticks" }),
+    el("div", { id: "coverage-stats" }, `${s.within_target_pct} % of the city within ${min(cov.on_scene_target_s)}; median ${Math.round(s.median_s)} s, p95 ${Math.round(s.p95_s)} s`),
+  );
+  legend.querySelector(".ticks").append(el("span", {}, "0"), el("span", {}, min(cov.scale_max_s / 2)), el("span", {}, `≥ ${min(cov.scale_max_s)}`));
+}
+
 function drawZones() {
   const cfg = ui.config;
   const zones = $("layer-zones");
@@ -216,6 +258,7 @@ function wireMap() {
     drawPick();
   });
   $("map-fit").addEventListener("click", () => setView({ ...ui.fullView }));
+  $("map-coverage").addEventListener("click", toggleCoverage);
   window.addEventListener("resize", () => setView(ui.view));
 }
 

@@ -1,0 +1,126 @@
+"""The coverage layer of the command-center page: GET /api/coverage."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+
+import cv2
+import numpy as np
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from dronectl.api.models import Actor, Role
+from dronectl.config import load_config
+from dronectl.dispatch import DEFAULT_SETTINGS
+from dronectl.dispatch.coverage import coverage_grid
+from dronectl.energy import Wind
+from dronectl.web.auth import TokenAuthority
+from dronectl.web.coverage import CoverageLayer, add_coverage_routes, mean_wind
+
+TOKEN = "token-of-an-observer-0123456789"
+
+
+class CountingLayer(CoverageLayer):
+    computed = 0
+
+    def _compute(self, wind: Wind) -> dict[str, object]:
+        self.computed += 1
+        return super()._compute(wind)
+
+
+@pytest.fixture
+async def client_and_layer() -> AsyncIterator[tuple[TestClient, CountingLayer, list[Wind]]]:
+    config = load_config()
+    wind = [Wind(0.0, 0.0)]
+    layer = CountingLayer(config, wind=lambda: wind[0])
+    auth = TokenAuthority({TOKEN: Actor(id="observer-1", role=Role.OBSERVER)})
+    app = web.Application()
+    add_coverage_routes(app, layer, auth.authorize)
+    async with TestClient(TestServer(app)) as client:
+        yield client, layer, wind
+
+
+def _decode(data_url: str) -> np.ndarray:
+    prefix = "data:image/png;base64,"
+    assert data_url.startswith(prefix)
+    raw = np.frombuffer(base64.b64decode(data_url[len(prefix) :]), np.uint8)
+    image = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
+    assert image is not None
+    return image
+
+
+async def test_needs_a_token(client_and_layer: tuple[TestClient, CountingLayer, list[Wind]]) -> None:
+    client, layer, _ = client_and_layer
+    async with client.get("/api/coverage") as res:
+        assert res.status == 401
+    assert layer.computed == 0
+
+
+async def test_layer_is_the_grid_as_a_transparent_picture(
+    client_and_layer: tuple[TestClient, CountingLayer, list[Wind]],
+) -> None:
+    client, _, _ = client_and_layer
+    async with client.get("/api/coverage", headers={"Authorization": f"Bearer {TOKEN}"}) as res:
+        assert res.status == 200
+        cov = await res.json()
+    config = load_config()
+    fence = np.array(config.geofence.polygon)
+    b = cov["bounds"]
+    assert b["south"] == pytest.approx(fence[:, 0].min(), abs=1e-9)
+    assert b["north"] == pytest.approx(fence[:, 0].max(), abs=1e-9)
+    assert b["west"] == pytest.approx(fence[:, 1].min(), abs=1e-9)
+    assert b["east"] == pytest.approx(fence[:, 1].max(), abs=1e-9)
+    image = _decode(cov["image"])
+    assert image.shape == (cov["rows"], cov["cols"], 4)
+    grid = coverage_grid(config, settings=DEFAULT_SETTINGS)
+    reachable = np.isfinite(grid.time_s) & grid.inside
+    # opaque exactly where a nest can go, transparent elsewhere (a no-fly zone is a hole)
+    assert np.array_equal(image[:, :, 3] > 0, reachable)
+    zone = config.no_fly_zones[0].polygon
+    lat = (zone[0][0] + zone[2][0]) / 2
+    lon = (zone[0][1] + zone[2][1]) / 2
+    row = int(np.argmin(np.abs(grid.lats - lat)))
+    col = int(np.argmin(np.abs(grid.lons - lon)))
+    assert image[row, col, 3] == 0
+    # the cell of a nest is coloured as a fast one, the far corner (if reachable) as slower
+    nest = config.nests[0]
+    r_n = int(np.argmin(np.abs(grid.lats - nest.lat)))
+    c_n = int(np.argmin(np.abs(grid.lons - nest.lon)))
+    assert grid.time_s[r_n, c_n] < cov["on_scene_target_s"]
+    assert 0 < cov["stats"]["within_target_pct"] <= 100
+    assert cov["stats"] == grid.stats(DEFAULT_SETTINGS.on_scene_target_s)
+
+
+async def test_recomputed_only_when_the_wind_changes_enough(
+    client_and_layer: tuple[TestClient, CountingLayer, list[Wind]],
+) -> None:
+    client, layer, wind = client_and_layer
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+
+    async def get() -> dict[str, object]:
+        async with client.get("/api/coverage", headers=headers) as res:
+            assert res.status == 200
+            body: dict[str, object] = await res.json()
+            return body
+
+    calm = await get()
+    await get()
+    assert layer.computed == 1
+    wind[0] = Wind(0.3, 90.0)  # rounds to calm
+    await get()
+    assert layer.computed == 1
+    wind[0] = Wind(9.0, 270.0)
+    windy = await get()
+    assert layer.computed == 2
+    assert windy["wind"] == {"speed_mps": 9.0, "from_deg": 270.0}
+    assert windy["stats"] != calm["stats"]
+
+
+def test_mean_wind_is_the_vector_mean() -> None:
+    w = mean_wind([Wind(4.0, 90.0), Wind(4.0, 90.0), Wind(4.0, 270.0)])
+    assert w.speed_mps == pytest.approx(4.0 / 3)
+    assert w.from_deg == pytest.approx(90.0)
+    assert mean_wind([]).speed_mps == 0.0
+    assert mean_wind([Wind(5.0, None), Wind(3.0, 10.0)]) == Wind(5.0, None)
