@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -11,13 +12,20 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from dronectl.api.audit_outcomes import AuditOutcomes
+from dronectl.api.gateway import CommandGateway
 from dronectl.api.models import Actor, Role
+from dronectl.api.topics import Topics
+from dronectl.audit import AuditStore
 from dronectl.config import load_config
 from dronectl.dispatch import DEFAULT_SETTINGS
 from dronectl.dispatch.coverage import coverage_grid
 from dronectl.energy import Wind
 from dronectl.web.auth import TokenAuthority
 from dronectl.web.coverage import CoverageLayer, add_coverage_routes, mean_wind
+from dronectl.web.server import WebServer
+from tests.api.fake_controller import FakeController
+from tests.web.browser import NEST_COUNT, chromium, wait_js
 
 TOKEN = "token-of-an-observer-0123456789"
 
@@ -124,3 +132,48 @@ def test_mean_wind_is_the_vector_mean() -> None:
     assert w.from_deg == pytest.approx(90.0)
     assert mean_wind([]).speed_mps == 0.0
     assert mean_wind([Wind(5.0, None), Wind(3.0, 10.0)]) == Wind(5.0, None)
+
+
+async def test_the_page_lays_the_layer_over_the_map(tmp_path: Path) -> None:
+    """In Chromium: the Coverage button shows the picture at the grid's bounds, with the figures."""
+    base = load_config()
+    config = base.model_copy(update={"nests": base.nests[:3]})
+    controller = FakeController((1, 2, 3), step_s=0.05)
+    auth = TokenAuthority({TOKEN: Actor(id="observer-1", role=Role.OBSERVER)})
+    layer = CoverageLayer(config)
+    async with await AuditStore.open(tmp_path / "audit.sqlite3") as audit:
+        gateway = CommandGateway(controller, Topics(), outcomes=AuditOutcomes(audit))
+        server = WebServer(
+            config,
+            controller,
+            gateway,
+            auth,
+            mounts=[lambda app, authorize: add_coverage_routes(app, layer, authorize)],
+        )
+        async with TestClient(TestServer(server.app)) as client, chromium(tmp_path / "profile") as browser:
+            page = await browser.new_page()
+            await page.goto(str(client.make_url(f"/?token={TOKEN}")))
+            await wait_js(page, NEST_COUNT, 30, "the nests on the map")
+            await page.click("#map-coverage")
+            stats = await wait_js(
+                page,
+                "() => document.getElementById('coverage-stats')?.textContent",
+                60,
+                "the coverage figures",
+            )
+            expected = (await layer.payload())["stats"]
+            assert f"{expected['within_target_pct']} % of the city within 5 min" in stats
+            # the picture's corners are the grid's bounds, in the page's own projection
+            placed = await page.evaluate(
+                """() => { const i = document.querySelector('#layer-coverage image');
+                   return i && [+i.getAttribute('x'), +i.getAttribute('y'), +i.getAttribute('width'),
+                                +i.getAttribute('height'), i.getAttribute('href').slice(0, 22)]; }"""
+            )
+            b = (await layer.payload())["bounds"]
+            nw = await page.evaluate("([lat, lon]) => project(lat, lon)", [b["north"], b["west"]])
+            se = await page.evaluate("([lat, lon]) => project(lat, lon)", [b["south"], b["east"]])
+            assert placed[0] == pytest.approx(nw[0]) and placed[1] == pytest.approx(nw[1])
+            assert placed[2] == pytest.approx(se[0] - nw[0]) and placed[3] == pytest.approx(se[1] - nw[1])
+            assert placed[4] == "data:image/png;base64,"
+            await page.click("#map-coverage")  # off again
+            assert await page.evaluate("() => document.querySelectorAll('#layer-coverage image').length") == 0
