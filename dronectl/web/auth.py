@@ -55,6 +55,8 @@ ACTIONS: Mapping[str, frozenset[Role]] = {
     "video.view": _EVERYONE,  # WHEP viewing, snapshots
     "video.talk": frozenset(roles_for(Method.SPEAKER_SAY)),  # microphone audio to the loudspeaker
     "command.send": _EVERYONE,  # the dispatcher then checks the method against the role
+    # as the broker's ACL lets them write {root}/incidents (dronectl.api.roles)
+    "incident.report": frozenset({Role.COMMANDER, Role.AUTOMATION}),
 }
 
 MIN_TOKEN_CHARS = 16

@@ -7,6 +7,7 @@
     GET  /api/nests/{nest}              one nest's state
     POST /api/nests/{nest}/commands     a nest command (the MQTT request envelope; see web.commands)
     POST /api/commands                  a fleet command
+    POST /api/incidents                 report an incident (as on {root}/incidents; the token is the actor)
     GET  /api/updates                   WebSocket: states, telemetry, events, progress (web.updates)
     ...                                 whatever the mounts add (the video routes: /whep/..., /video/...;
                                         the coverage layer: /api/coverage, see web.coverage)
@@ -17,21 +18,25 @@ Every /api route needs a token (web.auth). :meth:`WebServer.serve` runs it until
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
 from aiohttp import web
+from pydantic import ValidationError
 
 from dronectl.api.controller import Controller
 from dronectl.api.gateway import CommandGateway
-from dronectl.api.models import FLEET_METHOD_ARGS, NEST_METHOD_ARGS
+from dronectl.api.models import FLEET_METHOD_ARGS, NEST_METHOD_ARGS, Incident
 from dronectl.api.roles import may_call
 from dronectl.api.topics import parse_nest_token
 from dronectl.config import CityConfig
-from dronectl.web.auth import Authorize, TokenAuthority
+from dronectl.web.auth import ACTIONS, Authorize, TokenAuthority
 from dronectl.web.commands import HttpCommands
 from dronectl.web.updates import TelemetryRates, UpdatesHub
 
@@ -47,6 +52,15 @@ _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "media-src 'self' blob:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'"
 )
+
+
+INCIDENT_FIELDS = frozenset({"id", "kind", "position", "priority", "text"})
+
+
+def _bad_request(reasons: list[str]) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(
+        text=json.dumps({"error": "invalid_incident", "reasons": reasons}), content_type="application/json"
+    )
 
 
 def map_config(config: CityConfig) -> dict[str, Any]:
@@ -107,6 +121,7 @@ class WebServer:
         app.router.add_get("/api/nests/{nest}", self._nest)
         app.router.add_post("/api/nests/{nest}/commands", self._nest_command)
         app.router.add_post("/api/commands", self._fleet_command)
+        app.router.add_post("/api/incidents", self._incident)
         app.router.add_get("/api/updates", self._updates)
         for mount in mounts:
             mount(app, self.auth.authorize)
@@ -162,6 +177,8 @@ class WebServer:
     async def _me(self, request: web.Request) -> web.Response:
         actor = await self.auth.authorize(request, "state.view")
         methods = [m.value for m in (*NEST_METHOD_ARGS, *FLEET_METHOD_ARGS) if may_call(actor.role, m)]
+        if actor.role in ACTIONS["incident.report"]:
+            methods.append("incident.report")
         return web.json_response({"actor": actor.model_dump(mode="json"), "methods": methods})
 
     async def _config(self, request: web.Request) -> web.Response:
@@ -189,6 +206,32 @@ class WebServer:
     async def _fleet_command(self, request: web.Request) -> web.Response:
         actor = await self.auth.authorize(request, "command.send")
         return await self.commands.submit(self.gateway.topics.commands(), await request.read(), actor)
+
+    async def _incident(self, request: web.Request) -> web.Response:
+        """An incident from the page: {kind, position: {lat, lon}, priority, text[, id]}. The actor
+        is the token's and the time the server's; the dispatcher takes it as one from MQTT."""
+        actor = await self.auth.authorize(request, "incident.report")
+        try:
+            body = json.loads(await request.read())
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _bad_request(["not JSON: " + str(exc)]) from None
+        unexpected = sorted(set(body) - INCIDENT_FIELDS)
+        if unexpected:
+            raise _bad_request([f"unexpected field {name!r}" for name in unexpected])
+        body.setdefault("id", f"inc-{uuid.uuid4().hex[:12]}")
+        body["reported_at"] = datetime.now(tz=UTC).isoformat()
+        body["actor"] = actor.model_dump(mode="json")
+        try:
+            incident = Incident.model_validate_json(json.dumps(body))  # strict, as from MQTT
+        except ValidationError as exc:
+            raise _bad_request(
+                [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()]
+            ) from None
+        log.info("http.incident", id=incident.id, kind=incident.kind, actor=actor.id)
+        self.controller.report_incident(incident)
+        return web.json_response({"id": incident.id, "state": "received"}, status=202)
 
     async def _updates(self, request: web.Request) -> web.WebSocketResponse:
         actor = await self.auth.authorize(request, "state.view")

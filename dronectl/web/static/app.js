@@ -495,6 +495,33 @@ function wireButtons() {
     b.addEventListener("click", () => send("light.set", { mode: b.dataset.light }));
   }
   $("nest-select").addEventListener("change", () => selectNest(selectedNest()));
+  $("btn-incident").addEventListener("click", reportIncident);
+}
+
+// An incident at the picked point, for the dispatcher (as on {root}/incidents); its progress
+// comes back as incident_progress events, drawn on the map.
+async function reportIncident() {
+  if (!ui.pick) { say("refused", "incident: click the map to pick the scene first"); return; }
+  const body = {
+    kind: $("incident-kind").value,
+    priority: Number($("incident-priority").value),
+    position: { lat: ui.pick.lat, lon: ui.pick.lon },
+    text: $("incident-text").value.trim(),
+  };
+  let res;
+  try {
+    res = await fetch("/api/incidents", { method: "POST", headers: authHeaders({ "Content-Type": "application/json" }), body: JSON.stringify(body) });
+  } catch (err) {
+    say("refused", `incident: not sent (${err})`);
+    return;
+  }
+  let reply = null;
+  try { reply = await res.json(); } catch { /* not JSON: an auth error */ }
+  if (res.status === 202 && reply) {
+    say("ok", `incident ${reply.id} (${body.kind}, P${body.priority}) reported`);
+  } else {
+    say("refused", `incident refused: HTTP ${res.status}`, (reply && reply.reasons) || []);
+  }
 }
 
 function sendToPoint(method) {
