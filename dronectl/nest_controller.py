@@ -16,9 +16,8 @@ import asyncio
 import contextlib
 import functools
 import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -27,19 +26,15 @@ from adapters import errors as adapter_errors
 from adapters.protocols import (
     AltitudeReference,
     AudioClip,
-    Camera,
     ChargerState,
     CoverState,
-    Dock,
     DockStatus,
     DockWeather,
-    FlightController,
     FlightMode,
     GeoTarget,
     Health,
     LandedState,
     LightPattern,
-    Payload,
     Position,
 )
 from dronectl import nest_state as ns
@@ -47,9 +42,19 @@ from dronectl.audit import AuditStore, FlightEnd, FlightEvent, FlightOutcome, Fl
 from dronectl.audit.records import TransitionRecord
 from dronectl.clock import Clock
 from dronectl.config import NestConfig
-from dronectl.energy import Wind, must_return_now
+from dronectl.drain import DrainMeter
 from dronectl.errors import CommandFailed, CommandRefused, CommandTimeout, DronectlError, LinkLost
+from dronectl.flight_guard import guard_reason
 from dronectl.geo import GeoPoint, distance_m
+from dronectl.nest_types import (  # re-exported: the rest of the service imports them from here
+    DockTelemetry,
+    DroneTelemetry,
+    FleetView,
+    Flight,
+    Listener,
+    NestEvent,
+    NestHardware,
+)
 from dronectl.safety import (
     Blocker,
     BlockerCode,
@@ -58,11 +63,23 @@ from dronectl.safety import (
     LaunchRequest,
     NestSnapshot,
     OrbitRequest,
-    OtherFlight,
     SafetyPolicy,
     WeatherReading,
 )
+from dronectl.speech_clips import SpeechClips
 from dronectl.tts import TtsError, render_speech_async
+
+__all__ = [
+    "DockTelemetry",
+    "DroneTelemetry",
+    "FleetView",
+    "Flight",
+    "Listener",
+    "NestController",
+    "NestEvent",
+    "NestHardware",
+    "SpeechClips",
+]
 
 ARRIVAL_RADIUS_M = 5.0
 TAKEOFF_TIMEOUT_S = 90.0
@@ -89,86 +106,6 @@ _COVER = {
     CoverState.CLOSING: ns.CoverState.CLOSING,
     CoverState.JAMMED: ns.CoverState.STOPPED,
 }
-
-
-@dataclass(frozen=True)
-class NestHardware:
-    """The adapters of one nest."""
-
-    flight: FlightController
-    dock: Dock
-    payload: Payload
-    camera: Camera | None = None  # the video side (dronectl.video) reads it; the controller does not
-
-
-@dataclass(frozen=True)
-class DroneTelemetry:
-    """The latest of what the drone reported; None where nothing came yet."""
-
-    position: Position | None = None
-    battery_pct: float | None = None
-    armed: bool | None = None
-    landed: LandedState = LandedState.UNKNOWN
-    mode: FlightMode = FlightMode.UNKNOWN
-    health: Health | None = None
-    link_up: bool = False
-    ground_speed_mps: float = 0.0
-
-
-@dataclass(frozen=True)
-class DockTelemetry:
-    status: DockStatus | None = None
-    weather: DockWeather | None = None
-    link_up: bool = False
-
-
-@dataclass(frozen=True)
-class Flight:
-    """The flight in progress."""
-
-    flight_id: str
-    target: GeoPoint | None
-    alt_above_home_m: float
-    started_mono_s: float
-    command_id: str | None = None
-    speed_mps: float | None = None  # cruise ground speed asked of the autopilot; None: its default
-
-
-@dataclass(frozen=True)
-class NestEvent:
-    """Something worth telling the operators (published as an event, kept with the flight)."""
-
-    nest_id: int
-    kind: str  # launched, on_station, returning, landed, refused, fault, weather_no_go, link_lost, ...
-    message: str
-    data: dict[str, Any]
-
-
-Listener = Callable[[NestEvent], None]
-
-
-class FleetView:
-    """What a nest needs to know of the others (for separation)."""
-
-    def __init__(self) -> None:
-        self._controllers: dict[int, NestController] = {}
-
-    def add(self, controller: NestController) -> None:
-        self._controllers[controller.nest_id] = controller
-
-    def others(self, nest_id: int) -> list[OtherFlight]:
-        out = []
-        for other in self._controllers.values():
-            if other.nest_id == nest_id or not other.state.flying:
-                continue
-            pos = other.drone.position
-            where = GeoPoint(pos.lat_deg, pos.lon_deg) if pos is not None else other.home
-            target = other.flight.target if other.flight is not None else None
-            out.append(OtherFlight(other.nest_id, where, target))
-        return out
-
-    def controllers(self) -> list[NestController]:
-        return list(self._controllers.values())
 
 
 def _translate(command: str, nest_id: int, exc: adapter_errors.AdapterError) -> DronectlError:
@@ -211,7 +148,7 @@ class NestController:
         self._last_drone_status: ns.DroneStatus | None = None
         self._last_dock_status: ns.DockStatus | None = None
         self._returning_for: str | None = None  # why the guard sent the drone home
-        self._drain: _DrainMeter = _DrainMeter()
+        self._drain = DrainMeter()
         self._closing_cover = False
         fleet.add(self)
 
@@ -865,85 +802,12 @@ class NestController:
                 self.log.warning("nest.guard_return_failed", error=str(exc))
 
     def _guard_reason(self) -> str | None:
-        if self.state.phase not in (ns.NestPhase.EN_ROUTE, ns.NestPhase.ON_STATION):
-            return None
-        pos = self.drone.position
-        battery = self.drone.battery_pct
-        if pos is None:
-            return None
-        here = GeoPoint(pos.lat_deg, pos.lon_deg)
-        if not self.policy.airspace.contains(here):
-            return "outside the geofence: returning"
-        zone = self.policy.airspace.zone_at(here)
-        if zone is not None:
-            return f"inside no-fly zone '{zone.name}': returning"
-        if battery is None:
-            return None
-        w = self.dock.weather
-        wind = Wind(w.wind_speed_mps, w.wind_from_deg) if w is not None else Wind(0.0, None)
-        if must_return_now(
-            here,
+        return guard_reason(
+            self.state.phase,
+            self.drone.position,
+            self.drone.battery_pct,
+            self.dock.weather,
             self.home,
-            battery,
-            wind,
-            self.policy.limits.reserve_pct,
-            alt_above_home_m=pos.alt_rel_m,
-            model=self.policy.model,
-            drain_pct_per_min=self._drain.rate_pct_per_min(),
-        ):
-            reserve = self.policy.limits.reserve_pct
-            return f"battery {battery:.0f} %: returning to keep the {reserve:.0f} % reserve"
-        return None
-
-
-class _DrainMeter:
-    """Battery drain measured in flight, %/min over the last few minutes."""
-
-    WINDOW_S = 120.0
-
-    def __init__(self) -> None:
-        self._samples: list[tuple[float, float]] = []
-
-    def add(self, mono_s: float, pct: float, flying: bool) -> None:
-        if not flying:
-            self._samples.clear()
-            return
-        self._samples.append((mono_s, pct))
-        while self._samples and mono_s - self._samples[0][0] > self.WINDOW_S:
-            self._samples.pop(0)
-
-    def rate_pct_per_min(self) -> float | None:
-        if len(self._samples) < 2:
-            return None
-        (t0, p0), (t1, p1) = self._samples[0], self._samples[-1]
-        if t1 - t0 < 10.0:
-            return None
-        return max(0.0, (p0 - p1) / (t1 - t0) * 60.0)
-
-
-class SpeechClips:
-    """Which rendered texts are on the payload, under which clip id (1..SIZE, least recently used
-    reused first; talk-back uses ids from 65001)."""
-
-    SIZE = 32
-
-    def __init__(self) -> None:
-        self._ids: OrderedDict[tuple[str, str], int] = OrderedDict()
-
-    def get(self, key: tuple[str, str]) -> int | None:
-        clip_id = self._ids.get(key)
-        if clip_id is not None:
-            self._ids.move_to_end(key)
-        return clip_id
-
-    def store(self, key: tuple[str, str]) -> int:
-        if len(self._ids) < self.SIZE:
-            used = set(self._ids.values())
-            clip_id = next(i for i in range(1, self.SIZE + 1) if i not in used)
-        else:
-            _, clip_id = self._ids.popitem(last=False)
-        self._ids[key] = clip_id
-        return clip_id
-
-    def forget(self, key: tuple[str, str]) -> None:
-        self._ids.pop(key, None)
+            self.policy,
+            self._drain.rate_pct_per_min(),
+        )
