@@ -1,4 +1,5 @@
-"""The city configuration file: nests, MAVLink endpoints, safety limits, airspace, weather limits.
+"""The city configuration file: nests, MAVLink endpoints, safety limits, airspace, weather limits,
+incident dispatch settings and road patrols (stretches, black-ice and congestion watches).
 
 One YAML file serves the service and the simulator. It is validated with pydantic; an error
 names the file, the line and the field, e.g.::
@@ -15,11 +16,16 @@ from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dronectl.dispatch.settings import DEFAULT_SETTINGS as _D
+from dronectl.dispatch.settings import DispatchSettings
 from dronectl.errors import DronectlError
+from dronectl.geo import Airspace, GeoPoint, ViolationKind, distance_m
 
 DEFAULT_CONFIG_NAME = "changchun.yaml"
 
@@ -34,6 +40,19 @@ class ConfigError(DronectlError):
         self.path = path
         self.problems = problems
         super().__init__("\n".join(problems))
+
+
+Loc = tuple[str | int, ...]
+
+
+class LocatedProblems(ValueError):
+    """Problems a validator found deeper inside the model it validates, each with its location
+    relative to that model, so the loader can point at the exact YAML line (pydantic alone would
+    only name the model the validator sits on)."""
+
+    def __init__(self, problems: list[tuple[Loc, str]]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(f"{'.'.join(str(p) for p in loc)}: {msg}" for loc, msg in problems))
 
 
 class _Model(BaseModel):
@@ -104,6 +123,185 @@ class SimWeather(_Model):
     precipitation: Literal["none", "rain", "snow", "sleet", "hail"] = "none"
 
 
+# --- dispatch ---------------------------------------------------------------------------------
+
+
+class DispatchConfig(_Model):
+    """The incident dispatch settings (``dronectl.dispatch.settings.DispatchSettings``); the
+    defaults are ``DEFAULT_SETTINGS``. See that class for what each one means."""
+
+    auto_launch_max_priority: int = Field(default=_D.auto_launch_max_priority, ge=0, le=5)
+    cruise_alt_m: float = Field(default=_D.cruise_alt_m, gt=0.0)
+    cruise_speed_mps: float | None = Field(default=_D.cruise_speed_mps, gt=0.0, le=30.0)
+    orbit_radius_m: float = Field(default=_D.orbit_radius_m, gt=0.0, le=500.0)
+    orbit_speed_mps: float = Field(default=_D.orbit_speed_mps, gt=0.0, le=20.0)
+    on_scene_s: float = Field(default=_D.on_scene_s, gt=0.0)
+    preflight_s: float = Field(default=_D.preflight_s, ge=0.0)
+    cover_open_s: float = Field(default=_D.cover_open_s, ge=0.0)
+    arm_s: float = Field(default=_D.arm_s, ge=0.0)
+    takeoff_s: float = Field(default=_D.takeoff_s, ge=0.0)
+    takeoff_climb_mps: float = Field(default=_D.takeoff_climb_mps, gt=0.0)
+    climbed_fraction: float = Field(default=_D.climbed_fraction, gt=0.0, le=1.0)
+    leg_overhead_s: float = Field(default=_D.leg_overhead_s, ge=0.0)
+    retask_s: float = Field(default=_D.retask_s, ge=0.0)
+    idle_priority: int = Field(default=_D.idle_priority, ge=1, le=9)
+    dispatch_target_s: float = Field(default=_D.dispatch_target_s, gt=0.0)
+    moving_target_s: float = Field(default=_D.moving_target_s, gt=0.0)
+    on_scene_target_s: float = Field(default=_D.on_scene_target_s, gt=0.0)
+    replan_period_s: float = Field(default=_D.replan_period_s, gt=0.0)
+
+    def settings(self) -> DispatchSettings:
+        return DispatchSettings(**self.model_dump())
+
+
+# --- patrols ----------------------------------------------------------------------------------
+
+StretchId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
+
+
+class RoadStretchConfig(_Model):
+    """A named piece of road a drone patrols along, as a polyline of [lat, lon] points."""
+
+    id: StretchId
+    name: str = Field(min_length=1, max_length=80)
+    points: list[Vertex] = Field(min_length=2, description="[lat, lon] along the road, in order")
+    free_flow_speed_mps: float = Field(
+        default=13.0, gt=0.0, le=40.0, description="Traffic speed on the stretch when it flows freely"
+    )
+
+    @field_validator("points")
+    @classmethod
+    def _distinct_points(cls, points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        problems: list[tuple[Loc, str]] = [
+            ((i,), "the same point as the one before it")
+            for i in range(1, len(points))
+            if points[i] == points[i - 1]
+        ]
+        if problems:
+            raise LocatedProblems(problems)
+        return points
+
+
+class CronWindowConfig(_Model):
+    """A recurring time window: it opens at each time of the five-field cron expression (minute
+    hour day-of-month month day-of-week, in the city's timezone) and lasts ``duration_min``."""
+
+    cron: str
+    duration_min: int = Field(ge=1, le=24 * 60)
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, cron: str) -> str:
+        fields = cron.split()
+        if len(fields) != 5:
+            raise ValueError(
+                f"{cron!r} is not a cron expression: it needs 5 fields "
+                f"(minute hour day-of-month month day-of-week), it has {len(fields)}"
+            )
+        if not croniter.is_valid(cron):
+            raise ValueError(f"{cron!r} is not a valid cron expression")
+        return cron
+
+
+class BlackIceConfig(_Model):
+    """When a road stretch is at risk of black ice and what a drone that finds ice says."""
+
+    road_temp_max_c: float = Field(default=0.5, ge=-30.0, le=10.0)
+    humidity_min_pct: float = Field(default=85.0, ge=0.0, le=100.0)
+    precipitation_triggers: bool = True  # rain, snow, sleet on a cold road are a risk, whatever the humidity
+    stretches: list[StretchId] = []
+    schedule: list[CronWindowConfig] = []
+    warning_zh: str = Field(default="前方路面结冰，请减速慢行", min_length=1)
+    warning_en: str = Field(default="Black ice ahead, slow down", min_length=1)
+    priority: int = Field(default=4, ge=1, le=5)
+
+
+class CongestionThresholds(_Model):
+    """How traffic seen from the air is classed (densities per lane and kilometre)."""
+
+    min_density_veh_per_km: float = Field(default=8.0, ge=0.0)  # below it, a slow car is not a jam
+    light_speed_ratio: float = Field(default=0.75, gt=0.0, le=1.0)  # of the free-flow speed
+    heavy_speed_ratio: float = Field(default=0.4, gt=0.0, le=1.0)
+    standstill_speed_mps: float = Field(default=1.5, ge=0.0)
+    light_density_veh_per_km: float = Field(default=20.0, gt=0.0)
+    heavy_density_veh_per_km: float = Field(default=45.0, gt=0.0)
+    heavy_stopped_fraction: float = Field(default=0.3, gt=0.0, le=1.0)
+    standstill_stopped_fraction: float = Field(default=0.6, gt=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CongestionThresholds:
+        problems: list[tuple[Loc, str]] = []
+        if self.heavy_speed_ratio >= self.light_speed_ratio:
+            problems.append((("heavy_speed_ratio",), "must be below light_speed_ratio"))
+        if self.heavy_density_veh_per_km <= self.light_density_veh_per_km:
+            problems.append((("heavy_density_veh_per_km",), "must be above light_density_veh_per_km"))
+        if self.standstill_stopped_fraction <= self.heavy_stopped_fraction:
+            problems.append((("standstill_stopped_fraction",), "must be above heavy_stopped_fraction"))
+        if problems:
+            raise LocatedProblems(problems)
+        return self
+
+
+class CongestionConfig(_Model):
+    """Rush-hour watch over the congestion hot spots."""
+
+    stretches: list[StretchId] = []
+    schedule: list[CronWindowConfig] = []
+    thresholds: CongestionThresholds = CongestionThresholds()
+    standstill_incident_priority: int = Field(default=3, ge=1, le=5)
+
+
+class PatrolsConfig(_Model):
+    stretches: list[RoadStretchConfig] = []
+    black_ice: BlackIceConfig = BlackIceConfig()
+    congestion: CongestionConfig = CongestionConfig()
+    alt_m: float = Field(default=40.0, gt=0.0, description="Above the nest's pad")
+    speed_mps: float = Field(default=8.0, gt=0.0, le=20.0)
+    handover_margin_s: float = Field(default=120.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _ids(self) -> PatrolsConfig:
+        problems: list[tuple[Loc, str]] = []
+        first: dict[str, int] = {}
+        for i, stretch in enumerate(self.stretches):
+            if stretch.id in first:
+                problems.append(
+                    (
+                        ("stretches", i, "id"),
+                        f"stretch id {stretch.id!r} already used by stretch {first[stretch.id]}",
+                    )
+                )
+            first.setdefault(stretch.id, i)
+        known = ", ".join(sorted(first)) or "none"
+        for section, refs in (
+            ("black_ice", self.black_ice.stretches),
+            ("congestion", self.congestion.stretches),
+        ):
+            seen: set[str] = set()
+            for i, ref in enumerate(refs):
+                if ref not in first:
+                    problems.append(
+                        (
+                            (section, "stretches", i),
+                            f"no stretch {ref!r} in patrols.stretches (known: {known})",
+                        )
+                    )
+                elif ref in seen:
+                    problems.append(((section, "stretches", i), f"stretch {ref!r} listed twice"))
+                seen.add(ref)
+        if problems:
+            raise LocatedProblems(problems)
+        return self
+
+    def stretch(self, stretch_id: str) -> RoadStretchConfig:
+        for stretch in self.stretches:
+            if stretch.id == stretch_id:
+                return stretch
+        raise KeyError(
+            f"no road stretch {stretch_id!r} (stretches: {', '.join(s.id for s in self.stretches)})"
+        )
+
+
 class CityConfig(_Model):
     city: str
     timezone: str = "UTC"
@@ -114,6 +312,17 @@ class CityConfig(_Model):
     no_fly_zones: list[Polygon] = []
     weather_limits: WeatherLimits = WeatherLimits()
     sim_weather: SimWeather = SimWeather()
+    dispatch: DispatchConfig = DispatchConfig()
+    patrols: PatrolsConfig = PatrolsConfig()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, timezone: str) -> str:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {timezone!r} (an IANA name such as Asia/Shanghai)") from exc
+        return timezone
 
     @field_validator("nests")
     @classmethod
@@ -126,6 +335,71 @@ class CityConfig(_Model):
                     raise ValueError(f"two nests share {attr.replace('mav_', '')} {value!r}")
                 seen.add(value)
         return nests
+
+    @model_validator(mode="after")
+    def _flyable(self) -> CityConfig:
+        """Altitudes under the ceiling; every patrol stretch inside the geofence, clear of every
+        no-fly zone (points and the legs between them) and within range of a nest."""
+        ceiling = self.safety.altitude_ceiling_m
+        problems: list[tuple[Loc, str]] = []
+        if self.patrols.alt_m > ceiling:
+            problems.append(
+                (
+                    ("patrols", "alt_m"),
+                    f"patrol altitude {self.patrols.alt_m:g} m is above the {ceiling:g} m ceiling",
+                )
+            )
+        if self.dispatch.cruise_alt_m > ceiling:
+            problems.append(
+                (
+                    ("dispatch", "cruise_alt_m"),
+                    f"cruise altitude {self.dispatch.cruise_alt_m:g} m is above the {ceiling:g} m ceiling",
+                )
+            )
+        if self.patrols.stretches:
+            problems += self._stretch_problems()
+        if problems:
+            raise LocatedProblems(problems)
+        return self
+
+    def _stretch_problems(self) -> list[tuple[Loc, str]]:
+        try:
+            airspace = Airspace.from_config(self)
+        except ValueError:
+            return []  # a broken polygon is its own error
+        homes = [GeoPoint(n.lat, n.lon) for n in self.nests]
+        problems: list[tuple[Loc, str]] = []
+        for i, stretch in enumerate(self.patrols.stretches):
+            where: Loc = ("patrols", "stretches", i, "points")
+            points = [GeoPoint(lat, lon) for lat, lon in stretch.points]
+            bad: set[int] = set()
+            for j, point in enumerate(points):
+                if not airspace.contains(point):
+                    problems.append(((*where, j), f"{point} is outside the geofence {self.geofence.name!r}"))
+                    bad.add(j)
+                elif (zone := airspace.zone_at(point)) is not None:
+                    problems.append(((*where, j), f"{point} is inside the no-fly zone {zone.name!r}"))
+                    bad.add(j)
+            for j in range(1, len(points)):
+                if {j - 1, j} & bad:
+                    continue  # said already, of the point
+                for v in airspace.path_violations(points[j - 1], points[j]):
+                    what = (
+                        "leaves the geofence"
+                        if v.kind is ViolationKind.LEAVES_GEOFENCE
+                        else "crosses the no-fly zone"
+                    )
+                    problems.append(((*where, j), f"the leg to this point {what} {v.zone_name!r}"))
+            far = max(min(distance_m(home, p) for home in homes) for p in points)
+            if far > self.safety.max_range_m:
+                problems.append(
+                    (
+                        ("patrols", "stretches", i),
+                        f"stretch {stretch.id!r} is {far / 1000:.1f} km from the nearest nest, "
+                        f"beyond the {self.safety.max_range_m / 1000:g} km range",
+                    )
+                )
+        return problems
 
     def nest(self, nest_id: int) -> NestConfig:
         for nest in self.nests:
@@ -178,8 +452,12 @@ def parse_config(text: str, source: str = "<config>") -> CityConfig:
         problems = []
         for error in exc.errors():
             loc = tuple(error["loc"])
-            field = ".".join(str(part) for part in loc) or "(top level)"
-            problems.append(f"{source}:{_line_for(lines, loc)}: {field}: {error['msg']}")
+            cause = error.get("ctx", {}).get("error")
+            located = cause.problems if isinstance(cause, LocatedProblems) else [((), error["msg"])]
+            for sub_loc, msg in located:
+                full = (*loc, *sub_loc)
+                field = ".".join(str(part) for part in full) or "(top level)"
+                problems.append(f"{source}:{_line_for(lines, full)}: {field}: {msg}")
         raise ConfigError(source, problems) from exc
 
 
