@@ -224,6 +224,7 @@ class Car:
     lon_deg: float
     heading_deg: float
     color: int  # palette index
+    seed: int = 0  # the car's own hash: what a renderer varies per car (a skid's yaw on ice)
 
 
 def _slow_intervals(lane: Lane, zones: Sequence[SlowTraffic]) -> list[tuple[float, float, float]]:
@@ -312,5 +313,5 @@ def cars_on(lane: Lane, s_min: float, s_max: float, time_s: float, zones: Sequen
         if not u_lo <= u <= u_hi:
             continue
         lat, lon = road.point(d * u, lane.offset_m)
-        cars.append(Car(lat, lon, heading, (seed >> 40) % 8))
+        cars.append(Car(lat, lon, heading, (seed >> 40) % 8, seed))
     return cars

@@ -6,6 +6,8 @@ horizontal field of view: ``gsd = 2 h tan(hfov / 2) / width`` metres per pixel. 
 placed by latitude and longitude (``sitl.camera.city``, ``sitl.camera.scene``) and projected
 around the drone with a flat-earth approximation, good to centimetres over a view's few hundred
 metres. A frame depends only on its inputs (pose, scene, times), so it is reproducible.
+Cars on an icy stretch skid: each is drawn yawed 12-35 degrees off its lane, the side and angle
+from the car's own hash.
 
 Each frame carries an on-screen display (nest, height, heading, ground sample distance, time)
 and, along its top edge, the machine-readable capture time (``adapters.camera_timecode``).
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -38,7 +41,7 @@ from sitl.camera.city import (
     m_per_deg_lon,
     roads_near,
 )
-from sitl.camera.scene import SceneSnapshot
+from sitl.camera.scene import IceStretch, SceneSnapshot
 
 MIN_HEIGHT_M = 1.5  # the lens sits this high above the pad when the drone is landed
 HFOV_DEG = 82.0
@@ -185,6 +188,36 @@ def _road_points(road: Road, s_m: npt.NDArray[np.float64], offset_m: float) -> n
         return np.stack([lat, lon], axis=-1)
     lat = np.full_like(s_m, road.lat_deg + offset_m / M_PER_DEG_LAT)
     return np.stack([lat, s_m / road.s_per_deg()], axis=-1)
+
+
+def _skid_yaw_deg(
+    lat: npt.NDArray[np.float64],
+    lon: npt.NDArray[np.float64],
+    seeds: npt.NDArray[np.uint64],
+    ice: Sequence[IceStretch],
+) -> npt.NDArray[np.float64]:
+    """Yaw (degrees) of cars skidding on ``ice``: 12..35 deg either way for a car inside a stretch
+    (within half its width of the centre line), from the car's hash; 0 for every other car."""
+    yaw = np.zeros(lat.shape)
+    if lat.size == 0:
+        return yaw
+    m_lon = m_per_deg_lon(float(lat[0]))
+    on_ice = np.zeros(lat.shape, dtype=bool)
+    for stretch in ice:
+        # Flat-earth metres from the stretch's start, as the renderer projects.
+        ax = (stretch.end_lon_deg - stretch.start_lon_deg) * m_lon
+        ay = (stretch.end_lat_deg - stretch.start_lat_deg) * M_PER_DEG_LAT
+        px = (lon - stretch.start_lon_deg) * m_lon
+        py = (lat - stretch.start_lat_deg) * M_PER_DEG_LAT
+        length2 = ax * ax + ay * ay
+        t = np.clip((px * ax + py * ay) / length2, 0.0, 1.0) if length2 > 0 else np.zeros(lat.shape)
+        on_ice |= np.hypot(px - t * ax, py - t * ay) <= stretch.width_m / 2
+    if on_ice.any():
+        h = seeds[on_ice]
+        angle = 12.0 + 23.0 * ((h >> np.uint64(20)) & np.uint64(0xFF)).astype(np.float64) / 255.0
+        sign = np.where((h >> np.uint64(30)) & np.uint64(1), 1.0, -1.0)
+        yaw[on_ice] = sign * angle
+    return yaw
 
 
 class Renderer:
@@ -349,6 +382,9 @@ class Renderer:
         lat = np.array([c.lat_deg for c in cars])
         lon = np.array([c.lon_deg for c in cars])
         heading = np.array([c.heading_deg for c in cars])
+        if scene.ice:
+            seeds = np.array([c.seed for c in cars], dtype=np.uint64)
+            heading = heading + _skid_yaw_deg(lat, lon, seeds, scene.ice)
         colours = np.array([c.color for c in cars])
         polys = proj.px(_boxes(lat, lon, heading, CAR_LENGTH_M, CAR_WIDTH_M))
         for colour in set(colours.tolist()):
