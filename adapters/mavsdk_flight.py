@@ -93,11 +93,14 @@ async def find_system(bridge: MavsdkBridge, system_id: int, timeout_s: float) ->
 
 PARAM_TIMEOUT_S = 5.0
 
+
 class MavsdkFlightController:
     def __init__(self, system: System, link: ComponentLink) -> None:
         self._system = system
         self._link = link
         self._telemetry = TelemetryAsync(system)
+        # MAVSDK's getter of the last heading (GLOBAL_POSITION_INT.hdg): see position()
+        self._heading_now: Callable[[], Any] = self._telemetry._plugin.heading
         self._param = ParamAsync(system)
         self._mission = MissionAsync(system)
 
@@ -197,6 +200,15 @@ class MavsdkFlightController:
 
     # telemetry ------------------------------------------------------------------------------------
     def position(self) -> AsyncIterator[Position]:
+        """Positions with the drone's heading, both from GLOBAL_POSITION_INT.
+
+        MAVSDK stores a GLOBAL_POSITION_INT's heading (``hdg``; NaN when the autopilot sends
+        "unknown") before it queues the position callbacks of the same message, and runs the
+        heading subscribers after the position subscribers: a separate heading stream would pair
+        each position with the previous message's heading. Reading MAVSDK's current heading as the
+        position arrives pairs it with its own message (or, if this loop lags a whole message
+        behind, with the next one).
+        """
         return _mapped(
             self._telemetry.subscribe_position(),
             lambda p: Position(
@@ -204,6 +216,7 @@ class MavsdkFlightController:
                 float(p.longitude_deg),
                 float(p.absolute_altitude_m),
                 float(p.relative_altitude_m),
+                _heading_or_none(self._heading_now().heading_deg),
             ),
         )
 
@@ -304,6 +317,12 @@ class MavsdkFlightController:
         if name == "TIMEOUT":
             return CommandTimeout(what, 0.0, 1)
         return CommandRejected(what, MISSION_RESULTS.get(name, CommandResult.FAILED), str(exc))
+
+
+def _heading_or_none(heading_deg: float) -> float | None:
+    """MAVSDK's heading (NaN: unknown) as the protocol's: [0, 360) or None."""
+    value = float(heading_deg)
+    return value % 360.0 if math.isfinite(value) else None
 
 
 async def _mapped(stream: AsyncIterator[Any], convert: Callable[[Any], T]) -> AsyncIterator[T]:

@@ -99,6 +99,9 @@ class Position:
     lon_deg: float
     alt_amsl_m: float
     alt_rel_m: float  # above home
+    # where the drone's nose points, 0 north, clockwise, [0, 360); None where unknown (an
+    # autopilot without a heading estimate, an implementation that cannot tell)
+    heading_deg: float | None = None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,15 @@ Then, in a task of its own per incident:
   ``automation``: audited, checked again by the safety policy, and refused while a person holds
   manual control of the nest (automation never takes control from a pilot);
 - milestones (dispatched, airborne, on scene, video live) are stored, then published as
-  ``incident_progress`` events, each with its time against the 1-3-5 targets.
+  ``incident_progress`` events, each with its time against the 1-3-5 targets;
+- on scene at an accident in freezing weather (or at a reported patch of black ice), the lookout
+  (``dronectl.lookout``) watches the drone's video for ice while the drone is there; on the first
+  finding the drone responds (hold over it, lights, warning, ground units) and the incident gets
+  a ``finding`` milestone;
+- after a controller restart, :meth:`IncidentDispatcher.start` picks up the incidents the audit
+  store holds without a final outcome (``dronectl.incident_recovery``): the drone still flying
+  one is followed again, those nothing flew for yet are planned again (a proposal waits for a
+  confirmation again unless it had one), the others are closed with the reason.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from adapters.protocols import DockWeather
 from dronectl import nest_state as ns
 from dronectl.api.controller import Command
 from dronectl.api.models import (
@@ -45,7 +54,15 @@ from dronectl.api.models import (
     Target,
 )
 from dronectl.api_views import utc
-from dronectl.audit import AuditError, CommandOutcome, CommandRecord, FlightEvent, OutcomeRecord
+from dronectl.audit import (
+    AuditError,
+    CommandOutcome,
+    CommandRecord,
+    DuplicateCommandError,
+    FlightEvent,
+    OutcomeRecord,
+)
+from dronectl.config import BlackIceConfig
 from dronectl.control_authority import AUTOMATION
 from dronectl.dispatch import (
     DEFAULT_SETTINGS,
@@ -66,11 +83,22 @@ from dronectl.dispatch import (
 )
 from dronectl.dispatch.estimate import cruise_model
 from dronectl.errors import DronectlError
-from dronectl.geo import GeoPoint
-from dronectl.nest_controller import NestController, NestEvent
+from dronectl.geo import GeoPoint, distance_m
+from dronectl.incident_recovery import (
+    DroneNow,
+    Recovery,
+    Resume,
+    StoredIncident,
+    StoredIncidentError,
+    recovery,
+    stored_incident,
+)
+from dronectl.nest_controller import ARRIVAL_RADIUS_M, NestController, NestEvent
+from dronectl.patrols.triggers import ice_risk, road_weather
 
 if TYPE_CHECKING:
     from dronectl.api_controller import FleetApiController
+    from dronectl.lookout import Lookout
 
 log = structlog.get_logger("dronectl.incidents")
 
@@ -78,6 +106,10 @@ ACTOR_ID = "dispatcher"
 COMMAND_TTL_S = 60.0
 MAX_ATTEMPTS = 3  # nests tried for one incident before it is given up
 SCENE_TIMEOUT_S = 3600.0
+RECOVER_WAIT_S = 30.0  # after a restart: how long to wait for the nests to be known again
+# incident kinds at which the lookout watches for black ice (an accident only in freezing weather)
+ICE_KINDS = frozenset({"black_ice", "ice", "icy_road"})
+ACCIDENT_KINDS = frozenset({"accident", "traffic_accident", "collision"})
 
 
 class IncidentError(Exception):
@@ -103,6 +135,7 @@ class _Incident:
     last_note: str | None = None  # the last queued/proposed message (republished only on change)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     done: bool = False
+    resumed: int = 0  # controller restarts it was picked up after (keeps its command ids unique)
 
     @property
     def id(self) -> str:
@@ -124,8 +157,17 @@ class IncidentDispatcher:
         self._work: dict[int, Work] = {}  # other automations' airborne work (patrols), by nest
         self._our_flights: set[str] = set()  # flights the dispatcher launched (retaskable when idle)
         self._seq = itertools.count(1)
+        self._recovered = False
+        self.lookout: Lookout | None = None
         for controller in self.fleet.controllers.values():
             controller.listeners.append(self._on_nest_event)
+
+    def attach_lookout(self, lookout: Lookout) -> None:
+        """Watch the video on scene with ``lookout``; its video hub tells us when a nest's video
+        reaches the service (the video-live milestone)."""
+        self.lookout = lookout
+        if lookout.hub is not None:
+            lookout.hub.live_listeners.append(self.video_started)
 
     # --- the API --------------------------------------------------------------------------
 
@@ -200,9 +242,10 @@ class IncidentDispatcher:
         )
 
     def video_started(self, nest_id: int) -> None:
-        """The camera stream of ``nest_id`` reached the command center: the video-live milestone
-        of the incident that nest serves. TODO(video): call from the VideoHub when a nest's ingest
-        starts (dronectl/video is being built in parallel)."""
+        """The camera stream of ``nest_id`` reached the service (the video hub's ingest delivers
+        pictures, for whichever viewer, recorder or lookout asked): the video-live milestone of the
+        incident that nest serves. Called by the hub (``attach_lookout``) and, for a stream that
+        was already live when the nest was dispatched, from the milestones below."""
         incident_id = self._reserved.get(nest_id)
         inc = self._incidents.get(incident_id) if incident_id is not None else None
         if (
@@ -213,6 +256,10 @@ class IncidentDispatcher:
         ):
             return
         self.owner.spawn(self._milestone(inc, Milestone.VIDEO_LIVE), f"incident[{inc.id}].video")
+
+    def serving(self, nest_id: int) -> str | None:
+        """The incident the nest is reserved for (its drone is the dispatcher's now), or None."""
+        return self._reserved.get(nest_id)
 
     def set_work(self, nest_id: int, work: Work | None) -> None:
         """Another automation (a patrol) says what the nest's drone flies for, so that a more urgent
@@ -226,6 +273,130 @@ class IncidentDispatcher:
         """Nothing of our own to stop: the incident tasks belong to the owner (cancelled there)."""
         for inc in self._incidents.values():
             inc.wake.set()
+
+    # --- after a restart ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Pick up the incidents a previous run left open (:meth:`recover`), in a task of the
+        owner; call once the fleet runs (and the lookout is attached)."""
+
+        async def recover() -> None:
+            picked = await self.recover()
+            if picked:
+                log.info("incident.recovered_all", ids=picked)
+
+        self.owner.spawn(recover(), "incidents.recover")
+
+    async def recover(self, wait_s: float = RECOVER_WAIT_S) -> list[str]:
+        """Pick up the incidents a previous run left open (``dronectl.incident_recovery``): follow
+        the drone that still flies one, plan again those nothing flew for yet, close the others
+        with the reason. Run once, after the fleet started (it waits up to ``wait_s`` for the
+        nests to be attached again and their open flights re-attached). Returns the ids picked up.
+        Nothing is recorded twice: the incident's row stays as it is; a ``resumed`` milestone,
+        new commands (ids of their own) and the later milestones are added to it."""
+        if self._recovered:
+            return []
+        self._recovered = True
+        try:
+            rows = await self.fleet.audit.open_incidents()
+            stored: list[StoredIncident] = []
+            for row in rows:
+                if row["command_id"] in self._incidents:
+                    continue
+                flights = await self.fleet.audit.incident_flights(row["command_id"])
+                try:
+                    stored.append(stored_incident(row, flights))
+                except StoredIncidentError as exc:
+                    log.error("incident.unrecoverable", id=row["command_id"], error=str(exc))
+                    await self._close_unreadable(row["command_id"], str(exc))
+        except AuditError as exc:
+            log.error("incident.recover_failed", error=str(exc))
+            return []
+        if not stored:
+            return []
+        await self._nests_known(wait_s)  # planned on offline nests, an incident would only queue
+        claimed: dict[int, str] = {}  # nest -> incident following it
+        for s in stored:
+            decision = recovery(s, [self._drone_now(c) for c in self.fleet.controllers.values()])
+            if decision.action is Resume.FOLLOW and decision.nest_id in claimed:
+                other = claimed[decision.nest_id]
+                decision = Recovery(Resume.REPLAN, f"its drone serves incident {other}: planned again")
+            if decision.action is Resume.FOLLOW and decision.nest_id is not None:
+                claimed[decision.nest_id] = s.id
+            await self._resume(s, decision)
+        return [s.id for s in stored]
+
+    async def _nests_known(self, wait_s: float) -> None:
+        """Until every nest is attached again (out of OFFLINE), at most ``wait_s``."""
+
+        async def known(c: NestController) -> None:
+            with contextlib.suppress(DronectlError):
+                await c.wait_for(lambda: c.state.phase is not ns.NestPhase.OFFLINE, wait_s, "nest known")
+
+        await asyncio.gather(*(known(c) for c in self.fleet.controllers.values()))
+
+    def _drone_now(self, c: NestController) -> DroneNow:
+        flight = c.flight
+        return DroneNow(
+            nest_id=c.nest_id,
+            online=c.state.phase is not ns.NestPhase.OFFLINE,
+            flying=c.state.flying,
+            phase=c.state.phase,
+            flight_id=flight.flight_id if flight is not None else None,
+            flight_command_id=flight.command_id if flight is not None else None,
+        )
+
+    async def _resume(self, s: StoredIncident, decision: Recovery) -> None:
+        if s.id in self._incidents:  # delivered again meanwhile, and taken as it came
+            return
+        now_wall, now_mono = self.clock.wall(), self.clock.monotonic()
+        speed = float(getattr(self.clock, "speed", 1.0))  # ScaledClock: its seconds run faster
+        incident = s.incident
+        inc = _Incident(
+            incident,
+            SceneRequest(
+                incident.id, GeoPoint(incident.position.lat, incident.position.lon), incident.priority
+            ),
+            now_mono - max(0.0, now_wall - s.received_unix_s) * speed,
+            s.received_unix_s,
+            resumed=s.times_resumed + 1,
+        )
+        for m in s.milestones:
+            inc.marks.append(mark(m.milestone, (m.at_unix_s - s.received_unix_s) * speed, self.settings))
+        current = len(s.milestones) - len(s.attempt)
+        dispatched = [i for i, m in enumerate(s.milestones[current:]) if m.milestone is Milestone.DISPATCHED]
+        inc.attempt_from = current + dispatched[0] if dispatched else len(inc.marks)
+        confirmation = s.confirmation
+        if confirmation is not None:
+            inc.confirmed_by, inc.confirmed_nest = confirmation
+        inc.flight_id = decision.flight_id
+        self._incidents[inc.id] = inc
+        log.info("incident.recovered", id=inc.id, action=decision.action.value, reason=decision.reason)
+        text = f"resumed after a controller restart: {decision.reason}"
+        if decision.action is Resume.CLOSE:
+            final = Milestone.CLOSED if s.reached(Milestone.ON_SCENE) else Milestone.FAILED
+            await self._milestone(inc, Milestone.RESUMED, nest_id=decision.nest_id, message=text)
+            await self._finish(inc, final, f"closed after a controller restart: {decision.reason}")
+            return
+        if decision.action is Resume.FOLLOW:
+            assert decision.nest_id is not None and decision.flight_id is not None
+            self._reserve(inc, decision.nest_id)
+            self._our_flights.add(decision.flight_id)
+            await self._milestone(inc, Milestone.RESUMED, nest_id=decision.nest_id, message=text)
+            self.owner.spawn(self._serve(inc, follow=True), f"incident[{inc.id}]")
+            return
+        await self._milestone(inc, Milestone.RESUMED, message=text)
+        self._plan_and_reserve(inc)
+        self.owner.spawn(self._serve(inc, recorded=True), f"incident[{inc.id}]")
+
+    async def _close_unreadable(self, incident_id: str, why: str) -> None:
+        """A stored incident this version cannot read: closed, so it is not retried forever."""
+        with contextlib.suppress(AuditError):
+            await self.fleet.audit.record_outcome(
+                OutcomeRecord(
+                    incident_id, self.clock.wall(), CommandOutcome.FAILED, Milestone.FAILED.value, why
+                )
+            )
 
     # --- planning -------------------------------------------------------------------------
 
@@ -311,11 +482,24 @@ class IncidentDispatcher:
 
     # --- serving one incident -------------------------------------------------------------
 
-    async def _serve(self, inc: _Incident) -> None:
+    async def _serve(self, inc: _Incident, *, recorded: bool = False, follow: bool = False) -> None:
+        """``recorded``: picked up after a restart (the incident's row exists); ``follow``: and its
+        drone, reserved, already flies it."""
         try:
-            await self._record_incident(inc)
-            await self._milestone(inc, Milestone.RECEIVED, message=self._received_text(inc))
-            attempts = 0
+            if not (recorded or follow):
+                if not await self._record_incident(inc):
+                    inc.done = True
+                    if self._incidents.get(inc.id) is inc:
+                        del self._incidents[inc.id]
+                    return
+                await self._milestone(inc, Milestone.RECEIVED, message=self._received_text(inc))
+            attempts = sum(1 for m in inc.marks if m.milestone is Milestone.FAILED)
+            if follow:
+                attempts += 1
+                assert inc.nest_id is not None
+                if await self._follow(inc, self.fleet.nest(inc.nest_id)) is None or inc.done:
+                    return
+                self._plan_and_reserve(inc)
             while attempts < MAX_ATTEMPTS:
                 if not await self._until_dispatchable(inc):
                     return
@@ -422,11 +606,107 @@ class IncidentDispatcher:
             if last is not None and last.reasons:
                 why += ": " + "; ".join(last.reasons)
             return await self._attempt_failed(inc, c, why)
+        return await self._arrived(inc, c)
+
+    async def _arrived(self, inc: _Incident, c: NestController) -> str | None:
+        """The drone reached the scene: milestones, orbit, then watch the scene (as ``_fly``)."""
+        nest_id = c.nest_id
         if not inc.reached(Milestone.AIRBORNE):
             await self._milestone(inc, Milestone.AIRBORNE, nest_id=nest_id)
         await self._milestone(inc, Milestone.ON_SCENE, nest_id=nest_id)
+        if self.lookout is not None and self.lookout.video_live(nest_id):
+            self.video_started(nest_id)  # its stream was live before (a retasked drone)
         await self._orbit(inc, nest_id)
-        return await self._watch_scene(inc, c)
+        return await self._scene(inc, c)
+
+    async def _follow(self, inc: _Incident, c: NestController) -> str | None:
+        """After a restart, a drone that already flies the incident: on its way, wait until it
+        reaches the scene (nothing is commanded again: PX4 carries on with the go-to it had);
+        over the scene, go on watching it (the orbit it flies, or the hold of an ice response,
+        is left as it is). As ``_fly``: None when the incident is over, else why it failed."""
+        if not inc.reached(Milestone.ON_SCENE):
+            scene, flight_id = inc.request.scene, inc.flight_id
+
+            def arrived() -> bool:
+                p = c.drone_position()
+                return p is not None and distance_m(p.position, scene) < ARRIVAL_RADIUS_M
+
+            def gone() -> bool:
+                return (
+                    not self._holds(inc)
+                    or c.flight is None
+                    or c.flight.flight_id != flight_id
+                    or not c.state.flying
+                    or c.state.phase in (ns.NestPhase.RETURNING, ns.NestPhase.LANDING)
+                    or self.owner.authority.holder(c.nest_id, self.clock.wall()) is not None
+                )
+
+            with contextlib.suppress(DronectlError):
+                await c.wait_for(lambda: arrived() or gone(), SCENE_TIMEOUT_S, "reach the scene")
+            if inc.done:
+                return None
+            if gone() or not arrived():
+                return await self._attempt_failed(
+                    inc, c, f"its drone did not reach the scene ({c.state.phase.value})"
+                )
+            return await self._arrived(inc, c)
+        if self.lookout is not None and self.lookout.video_live(c.nest_id):
+            self.video_started(c.nest_id)
+        return await self._scene(inc, c)
+
+    async def _scene(self, inc: _Incident, c: NestController) -> str | None:
+        """Watch the scene until the drone leaves it, with the lookout when it applies."""
+        ice_why = self._ice_watch_reason(inc, c)
+        if ice_why is None or inc.reached(Milestone.FINDING):
+            return await self._watch_scene(inc, c)
+        async with asyncio.TaskGroup() as tasks:
+            look = tasks.create_task(self._look_out(inc, c, ice_why), name=f"incident[{inc.id}].lookout")
+            try:
+                return await self._watch_scene(inc, c)
+            finally:
+                look.cancel()
+
+    def _ice_watch_reason(self, inc: _Incident, c: NestController) -> str | None:
+        if self.lookout is None or self.lookout.hub is None:
+            return None
+        return ice_watch_reason(inc.incident.kind, c.dock.weather, self.lookout.config)
+
+    async def _look_out(self, inc: _Incident, c: NestController, why: str) -> None:
+        """Watch the video for black ice while on scene; respond to the first finding. Never
+        raises (it runs beside the scene watch): a failure is logged."""
+        lookout = self.lookout
+        assert lookout is not None
+        log.info("incident.lookout", id=inc.id, nest=c.nest_id, why=why)
+        try:
+            async with contextlib.aclosing(lookout.ice_findings(c.nest_id)) as findings:
+                async for finding in findings:
+                    if inc.done or not self._holds(inc):
+                        return
+                    response = await lookout.respond_to_ice(
+                        c.nest_id, finding, actor_id=ACTOR_ID, incident_id=inc.id
+                    )
+                    await self._milestone(
+                        inc,
+                        Milestone.FINDING,
+                        nest_id=c.nest_id,
+                        message=response.describe(),
+                        extra={
+                            "finding": "black_ice",
+                            "finding_lat": round(finding.position.lat_deg, 7),
+                            "finding_lon": round(finding.position.lon_deg, 7),
+                            "coverage_pct": round(finding.coverage_pct, 2),
+                            "snapshot_id": response.snapshot_id,
+                            "snapshot_url": response.snapshot_url,
+                            "detection_id": response.detection_id,
+                            "not_done": [s.data() for s in response.refused],
+                            "watched_because": why,
+                        },
+                    )
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the scene is served without the lookout; logged
+            log.warning("incident.lookout_failed", id=inc.id, nest=c.nest_id, error=str(exc) or repr(exc))
 
     async def _attempt_failed(self, inc: _Incident, c: NestController, failure: str) -> str | None:
         if inc.done:  # cancelled meanwhile
@@ -501,8 +781,9 @@ class IncidentDispatcher:
 
     def _command(self, inc: _Incident, method: Method, nest_id: int, args: Any) -> Command:
         now = self.clock.wall()
+        run = f"r{inc.resumed}." if inc.resumed else ""  # after a restart the counter starts over
         return Command(
-            id=f"{inc.id}.{next(self._seq)}.{method.value}.n{nest_id}",
+            id=f"{inc.id}.{run}{next(self._seq)}.{method.value}.n{nest_id}",
             method=method,
             nest_id=nest_id,
             args=args,
@@ -513,7 +794,9 @@ class IncidentDispatcher:
             received_at_unix_s=now,
         )
 
-    async def _record_incident(self, inc: _Incident) -> None:
+    async def _record_incident(self, inc: _Incident) -> bool:
+        """Record the incident; False when its id is recorded already (a report delivered again
+        after a restart: the stored one is picked up by ``recover``, or was closed)."""
         i = inc.incident
         try:
             await self.fleet.audit.record_command(
@@ -530,8 +813,12 @@ class IncidentDispatcher:
                     message=self._received_text(inc),
                 )
             )
-        except AuditError as exc:
+        except DuplicateCommandError as exc:
+            log.warning("incident.already_recorded", id=i.id, error=str(exc))
+            return False
+        except AuditError as exc:  # the store is down: the incident is served all the same
             log.error("incident.audit_failed", id=i.id, error=str(exc))
+        return True
 
     def _stage(self, inc: _Incident) -> str:
         return inc.marks[-1].milestone.value if inc.marks else "received"
@@ -600,6 +887,17 @@ class IncidentDispatcher:
                 data=data,
             )
         )
+
+
+def ice_watch_reason(kind: str, weather: DockWeather | None, config: BlackIceConfig) -> str | None:
+    """Why the lookout should watch an incident's scene for black ice, or None: a reported patch
+    of ice, or an accident while the road is at risk of ice (the nest's weather station)."""
+    if kind in ICE_KINDS:
+        return f"{kind} reported"
+    if kind not in ACCIDENT_KINDS or weather is None:
+        return None
+    risk = ice_risk(road_weather(weather), config)
+    return f"{kind} in freezing weather: {risk.describe()}" if risk.at_risk else None
 
 
 def _option_data(o: Option) -> dict[str, Any]:

@@ -39,6 +39,16 @@ _INBOUND: tuple[type[BaseModel], ...] = (Request, Incident)
 _OUTBOUND: tuple[type[BaseModel], ...] = (ControllerStatus, NestState, Telemetry, Event, Reply, Progress)
 
 
+_SNAPSHOT_SCHEMA = {  # not JSON: the payload is the JPEG's bytes
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$comment": GENERATED,
+    "title": "Snapshot",
+    "description": "A JPEG picture, the payload's raw bytes; its id is a detection event's data.snapshot_id",
+    "type": "string",
+    "contentMediaType": "image/jpeg",
+}
+
+
 def _schema(model: type[BaseModel], mode: str) -> str:
     schema = model.model_json_schema(mode="validation" if mode == "validation" else "serialization")
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$comment": GENERATED, **schema}
@@ -126,6 +136,25 @@ def document(root: str = DEFAULT_ROOT) -> dict[str, Any]:
             ),
             "nestEvents": _channel(f"{root}/nests/{{nest}}/events", ["Event"], "events of one nest"),
             "events": _channel(f"{root}/events", ["Event"], "every event, fleet-wide"),
+            "traffic": {
+                **_channel(
+                    f"{root}/traffic/{{stretch}}",
+                    ["Event"],
+                    "retained: the latest congestion reading of a road stretch (a congestion event)",
+                ),
+                "parameters": {"stretch": {"$ref": "#/components/parameters/stretch"}},
+            },
+            "nestSnapshots": {
+                **_channel(
+                    f"{root}/nests/{{nest}}/snapshots/{{snapshot}}",
+                    ["Snapshot"],
+                    "the picture of a detection (JPEG bytes), named by the detection event's snapshot_id",
+                ),
+                "parameters": {
+                    "nest": {"$ref": "#/components/parameters/nest"},
+                    "snapshot": {"$ref": "#/components/parameters/snapshot"},
+                },
+            },
             "nestCommands": _channel(f"{root}/nests/{{nest}}/commands", ["Request"], "requests to one nest"),
             "fleetCommands": _channel(f"{root}/commands", ["Request"], "fleet-level requests (return_all)"),
             "incidents": _channel(f"{root}/incidents", ["Incident"], "incidents from the command center"),
@@ -148,6 +177,8 @@ def document(root: str = DEFAULT_ROOT) -> dict[str, Any]:
             ),
             "publishNestEvents": _op("send", "nestEvents", "launched, on station, returning, landed...", 1),
             "publishEvents": _op("send", "events", "every event, including rejected requests", 1),
+            "publishTraffic": _op("send", "traffic", "after each congestion reading", 1, retain=True),
+            "publishNestSnapshots": _op("send", "nestSnapshots", "with each detection event", 1),
             "receiveNestCommand": {
                 **_op("receive", "nestCommands", "a request to one nest", 1),
                 "reply": {"address": reply_address, "channel": {"$ref": "#/channels/replies"}},
@@ -159,7 +190,11 @@ def document(root: str = DEFAULT_ROOT) -> dict[str, Any]:
             "receiveIncident": _op("receive", "incidents", "an incident to dispatch to", 1),
         },
         "components": {
-            "parameters": {"nest": {"description": "nest number, decimal without leading zeros (1..250)"}},
+            "parameters": {
+                "nest": {"description": "nest number, decimal without leading zeros (1..250)"},
+                "stretch": {"description": "a road stretch id of the city config (patrols.stretches)"},
+                "snapshot": {"description": "a snapshot id, as in a detection event's data.snapshot_id"},
+            },
             "messages": {
                 "ControllerStatus": _message("ControllerStatus", "service status"),
                 "NestState": _message("NestState", "nest snapshot"),
@@ -169,6 +204,10 @@ def document(root: str = DEFAULT_ROOT) -> dict[str, Any]:
                 "Incident": _message("Incident", "an incident report"),
                 "Reply": _message("Reply", "first outcome of a request"),
                 "Progress": _message("Progress", "how an accepted command goes"),
+                "Snapshot": {
+                    **_message("Snapshot", "a JPEG (raw bytes, not JSON); also GET /snapshots/{id}.jpg"),
+                    "contentType": "image/jpeg",
+                },
             },
         },
         "x-dronectl-methods": _methods(),
@@ -188,6 +227,7 @@ def render(root: str = DEFAULT_ROOT) -> dict[str, str]:
     for table in (NEST_METHOD_ARGS, FLEET_METHOD_ARGS):
         for method, args in table.items():
             files[f"schemas/args/{method.value}.json"] = _schema(args, "validation")
+    files["schemas/Snapshot.json"] = json.dumps(_SNAPSHOT_SCHEMA, indent=2) + "\n"
     return files
 
 

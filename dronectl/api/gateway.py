@@ -7,7 +7,8 @@ it owns. With one gateway shared by both transports, a command id is executed on
 it (or its retry) arrives, and role checks, expiry and audit are the same.
 
 Refusal events go to every transport through :meth:`CommandGateway.announce` (each registers a
-sink), so a command refused over HTTP is still seen on ``{root}/events``.
+sink), so a command refused over HTTP is still seen on ``{root}/events``; likewise the pictures
+of what the drones found (:meth:`CommandGateway.announce_snapshot`, ``snapshot_sinks``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ log = structlog.get_logger("dronectl.api.gateway")
 EventSink = Callable[[Event], Awaitable[None]]
 ReplySink = Callable[[Reply], Awaitable[None]]
 ProgressSink = Callable[[Progress], Awaitable[None]]
+SnapshotSink = Callable[[int, str, bytes], Awaitable[None]]  # (nest, snapshot id, JPEG)
 
 
 class CommandGateway:
@@ -54,6 +56,7 @@ class CommandGateway:
         self.nest_ids = tuple(controller.nest_ids())
         self.dispatcher = Dispatcher(topics, self.nest_ids, clock, memory=dedupe_memory)
         self.event_sinks: list[EventSink] = []
+        self.snapshot_sinks: list[SnapshotSink] = []
         self._loaded = False
 
     async def load_recent(self) -> None:
@@ -92,6 +95,15 @@ class CommandGateway:
                 await sink(event)
             except Exception:  # one transport's failure must not stop the others; logged
                 log.exception("gateway.sink_failed", sink=repr(sink))
+
+    async def announce_snapshot(self, nest_id: int, snapshot_id: str, jpeg: bytes) -> None:
+        """A picture a drone took of what it found (the lookout's), to every transport that
+        publishes pictures (MQTT: ``{root}/nests/{nest}/snapshots/{id}``)."""
+        for sink in list(self.snapshot_sinks):
+            try:
+                await sink(nest_id, snapshot_id, jpeg)
+            except Exception:  # one transport's failure must not stop the others; logged
+                log.exception("gateway.snapshot_sink_failed", sink=repr(sink))
 
     async def execute(self, command: Command, on_reply: ReplySink, on_progress: ProgressSink) -> None:
         """Relay the controller's updates: the first as the Reply, then (if accepted) as Progress.

@@ -34,7 +34,15 @@ from pydantic import BaseModel
 from dronectl.api.controller import Command, Controller
 from dronectl.api.dispatch import Execute, Ignore, IncidentAccepted, OutcomeStore, Refuse, Repeat
 from dronectl.api.gateway import CommandGateway
-from dronectl.api.models import AIRBORNE_PHASES, ControllerStatus, Event, NestState, Progress, Reply
+from dronectl.api.models import (
+    AIRBORNE_PHASES,
+    ControllerStatus,
+    Event,
+    EventKind,
+    NestState,
+    Progress,
+    Reply,
+)
 from dronectl.api.settings import MqttSettings
 from dronectl.api.topics import Incidents, Topics, matches
 
@@ -85,6 +93,7 @@ class MqttApi:
         if self.gateway.topics != self.topics:
             raise ValueError("the gateway's topic root differs from the MQTT settings' root")
         self.gateway.event_sinks.append(self._publish_event)
+        self.gateway.snapshot_sinks.append(self._publish_snapshot)
         self.outcomes = self.gateway.outcomes
         self.dispatcher = self.gateway.dispatcher
         self.client_id = settings.client_id or f"dronectl-{uuid.uuid4().hex[:12]}"
@@ -255,7 +264,21 @@ class MqttApi:
         if await self._publish(self.topics.nest_state(state.nest_id), state, qos=1, retain=True):
             self._published_state[state.nest_id] = comparable
 
+    async def _publish_snapshot(self, nest_id: int, snapshot_id: str, jpeg: bytes) -> None:
+        """A detection's picture as raw JPEG bytes (QoS 1, not retained); dropped while offline."""
+        client = self._client
+        topic = self.topics.nest_snapshot(nest_id, snapshot_id)
+        if client is None:
+            return
+        try:
+            await client.publish(topic, jpeg, qos=1)
+        except MqttError as exc:
+            log.info("mqtt.publish_dropped", topic=topic, error=str(exc))
+
     async def _publish_event(self, event: Event) -> None:
+        stretch_id = event.data.get("stretch_id")
+        if event.kind is EventKind.CONGESTION and isinstance(stretch_id, str):
+            await self._publish(self.topics.traffic(stretch_id), event, qos=1, retain=True)
         if event.nest_id is not None:
             await self._publish(self.topics.nest_events(event.nest_id), event, qos=1)
         await self._publish(self.topics.events(), event, qos=1)

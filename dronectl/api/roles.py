@@ -19,10 +19,12 @@ from dronectl.api.topics import DEFAULT_ROOT, validate_root
 _FLIGHT = frozenset({Method.LAUNCH, Method.GOTO, Method.ORBIT, Method.HOLD, Method.RETURN_HOME, Method.LAND})
 _PAYLOAD = frozenset({Method.SPEAKER_SAY, Method.SPEAKER_STOP, Method.LIGHT_SET})
 _MANUAL = frozenset({Method.ABORT, Method.CONTROL_TAKE, Method.CONTROL_RELEASE})
+# a pilot starts and stops patrols as a commander does; the missions fly as the automation
+_PATROLS = frozenset({Method.PATROL_START, Method.PATROL_STOP, Method.PATROL_LIST})
 
 PERMISSIONS: Mapping[Role, frozenset[Method]] = {
     Role.OBSERVER: frozenset(),
-    Role.PILOT: _FLIGHT | _PAYLOAD | _MANUAL,
+    Role.PILOT: _FLIGHT | _PAYLOAD | _MANUAL | _PATROLS,
     Role.COMMANDER: frozenset(Method),
     Role.AUTOMATION: _FLIGHT | _PAYLOAD,
 }
@@ -56,8 +58,10 @@ def _role_topics(root: str, role: Role) -> list[tuple[str, str]]:
         ("read", f"{root}/nests/+/state"),
         ("read", f"{root}/nests/+/telemetry"),
         ("read", f"{root}/nests/+/events"),
+        ("read", f"{root}/nests/+/snapshots/+"),
         ("read", f"{root}/events"),
         ("read", f"{root}/incidents"),
+        ("read", f"{root}/traffic/+"),
     ]
     methods = PERMISSIONS[role]
     if methods & set(NEST_METHOD_ARGS):

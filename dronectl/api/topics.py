@@ -7,6 +7,8 @@ Published by the service::
     {root}/nests/{nest}/telemetry    Telemetry, 2 Hz airborne / 0.2 Hz docked (configurable)
     {root}/nests/{nest}/events       Event of that nest
     {root}/events                    every Event (fleet-wide view)
+    {root}/traffic/{stretch}         retained: the latest congestion reading of a road stretch
+    {root}/nests/{nest}/snapshots/{id}  a picture a drone took of what it found (JPEG bytes, not JSON)
 
 Received by the service::
 
@@ -91,6 +93,13 @@ class Topics:
 
     def events(self) -> str:
         return f"{self.root}/events"
+
+    def nest_snapshot(self, nest_id: int, snapshot_id: str) -> str:
+        """A JPEG (raw bytes): the picture of a detection, named in its event's ``snapshot_id``."""
+        return f"{self.root}/nests/{nest_id}/snapshots/{snapshot_id}"
+
+    def traffic(self, stretch_id: str) -> str:
+        return f"{self.root}/traffic/{stretch_id}"
 
     # --- received ---------------------------------------------------------------------------
 

@@ -26,6 +26,8 @@ class Milestone(StrEnum):
     AIRBORNE = "airborne"
     ON_SCENE = "on_scene"
     VIDEO_LIVE = "video_live"
+    FINDING = "finding"  # something found on scene in the drone's video (black ice) and responded to
+    RESUMED = "resumed"  # picked up again after a controller restart (a note, no doctrine target)
     CLOSED = "closed"  # the drone left the scene (home, or taken over)
     FAILED = "failed"  # the flight ended before the scene, or the order was refused
 

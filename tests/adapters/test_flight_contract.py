@@ -15,7 +15,7 @@ from adapters.mavlink.dock import MavlinkDock
 from adapters.mavlink.ids import DOCK_COMPID
 from adapters.mavlink.mavsdk_bridge import MavsdkBridge
 from adapters.mavlink.router import Router
-from adapters.mavsdk_flight import MavsdkFlightController
+from adapters.mavsdk_flight import MavsdkFlightController, _heading_or_none
 from adapters.protocols import (
     AltitudeReference,
     CommandResult,
@@ -90,6 +90,38 @@ async def test_flight_out_and_home(drone: tuple[MavsdkFlightController, SimNest,
     await first(flight.flight_mode(), lambda m: m is FlightMode.RETURN_TO_LAUNCH, 5.0)
     await first(flight.landed_state(), lambda s: s is LandedState.ON_GROUND, 120.0 / SPEED * 3)
     await first(flight.armed(), lambda a: not a, 10.0)
+
+
+async def test_position_carries_the_drones_heading(
+    drone: tuple[MavsdkFlightController, SimNest, Router],
+) -> None:
+    """GLOBAL_POSITION_INT's hdg reaches the position: the simulated PX4's yaw, the nose's way."""
+    flight, nest, router = drone
+    dock = MavlinkDock(router.component(nest.site.system_id, DOCK_COMPID, "dock"))
+    await router.component(nest.site.system_id, DOCK_COMPID, "dock").watchdog.state.wait_for(
+        lambda s: s.connected, 5.0
+    )
+    await dock.open_cover()
+    await flight.arm()
+    await flight.takeoff(20.0)
+    await first(flight.position(), lambda p: p.alt_rel_m > 18.0, 60.0 / SPEED * 3)
+    home = nest.site.home
+    lon = home.lon_deg + 120.0 / (111_320.0 * math.cos(math.radians(home.lat_deg)))  # 120 m east
+    await flight.goto(GeoTarget(home.lat_deg, lon, 30.0, AltitudeReference.RELATIVE))
+    at = await first(
+        flight.position(),
+        lambda p: metres_between(p.lat_deg, p.lon_deg, home.lat_deg, lon) < 3.0,
+        60.0 / SPEED * 3,
+    )
+    assert at.heading_deg is not None
+    assert at.heading_deg == pytest.approx(90.0, abs=5.0)  # it faced its travel, east, and keeps it
+    assert at.heading_deg == pytest.approx(nest.autopilot.heading_deg, abs=1.0)  # hovering: steady
+
+
+def test_unknown_heading_is_none() -> None:
+    assert _heading_or_none(float("nan")) is None
+    assert _heading_or_none(359.99) == pytest.approx(359.99)
+    assert _heading_or_none(360.0) == 0.0
 
 
 async def test_emergency_stop_needs_confirmation(

@@ -6,6 +6,11 @@ can kill -9 it and start it again against the same simulator and audit store.
 Requests on stdin: ``{"op": "launch", "nest": 3, "lat": .., "lon": .., "alt_m": 40}``,
 ``{"op": "return", "nest": 3}``, ``{"op": "state", "nest": 3}``, ``{"op": "wait_sensors", "nest": 3}``
 (answers once the dock's weather and the drone's battery are known).
+With ``--incidents`` the API side runs too (FleetApiController, its IncidentDispatcher started as
+``dronectl/app.py`` starts it: the incidents a previous life left open are picked up), requests
+``{"op": "incident", "id": "inc-1", "lat": .., "lon": .., "priority": 1, "kind": "accident"}``
+report an incident, and each ``incident_progress`` event is printed as
+``{"incident": "inc-1", "state": "on_scene", "message": "...", "nest": 3}`` (after it was stored).
 On stdout: ``{"nest": 3, "phase": "on_station", "flight_id": "..."}`` at every phase change
 and after every request, ``{"nest": 3, "event": "en_route", "message": "..."}`` for every other
 event the controller announces (both only after the controller committed them to the audit
@@ -18,11 +23,15 @@ import argparse
 import asyncio
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dronectl.api.models import Actor, Event, EventKind, GroundPoint, Incident, Role
+from dronectl.api_controller import FleetApiController
 from dronectl.clock import ScaledClock
 from dronectl.config import load_config
+from dronectl.dispatch import DispatchSettings
 from dronectl.errors import DronectlError
 from dronectl.fleet import Fleet
 from dronectl.geo import GeoPoint
@@ -50,8 +59,26 @@ def report(controller: NestController) -> None:
     )
 
 
-async def handle(fleet: Fleet, request: dict[str, Any]) -> None:
+async def handle(fleet: Fleet, request: dict[str, Any], api: FleetApiController | None = None) -> None:
     op = request.get("op")
+    if op == "incident":
+        try:
+            if api is None:
+                raise ValueError("started without --incidents")
+            api.report_incident(
+                Incident(
+                    id=request["id"],
+                    kind=request.get("kind", "accident"),
+                    position=GroundPoint(lat=float(request["lat"]), lon=float(request["lon"])),
+                    priority=int(request.get("priority", 1)),
+                    reported_at=datetime.now(UTC),
+                    actor=Actor(id="cc-test", role=Role.COMMANDER),
+                )
+            )
+            emit({"reply": op, "ok": True, "id": request["id"]})  # the id: each reply a line of its own
+        except (KeyError, ValueError) as exc:
+            emit({"reply": op, "ok": False, "id": request.get("id"), "error": str(exc)})
+        return
     controller = fleet.nest(int(request["nest"]))
     try:
         if op == "launch":
@@ -93,11 +120,36 @@ async def serve(args: argparse.Namespace) -> None:
 
             controller.listeners.append(on_event)
             report(controller)
+        api: FleetApiController | None = None
+        progress: asyncio.Task[None] | None = None
+        if args.incidents:
+            api = FleetApiController(fleet, dispatch=DispatchSettings(replan_period_s=0.5))
+            progress = asyncio.create_task(incident_progress(api), name="incident_progress")
+            api.incidents.start()
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-        while line := await reader.readline():
-            await handle(fleet, json.loads(line))
+        try:
+            while line := await reader.readline():
+                await handle(fleet, json.loads(line), api)
+        finally:
+            if progress is not None:
+                progress.cancel()
+            if api is not None:
+                await api.aclose()
+
+
+async def incident_progress(api: FleetApiController) -> None:
+    async for item in api.updates():
+        if isinstance(item, Event) and item.kind is EventKind.INCIDENT_PROGRESS:
+            emit(
+                {
+                    "incident": item.data.get("incident_id"),
+                    "state": item.data.get("state"),
+                    "message": item.message,
+                    "nest": item.nest_id,
+                }
+            )
 
 
 def main() -> None:
@@ -105,6 +157,7 @@ def main() -> None:
     parser.add_argument("--config", required=True)
     parser.add_argument("--audit", required=True)
     parser.add_argument("--speed", type=float, default=10.0)
+    parser.add_argument("--incidents", action="store_true", help="run the API side and its dispatcher")
     configure_logging()
     asyncio.run(serve(parser.parse_args()))
 
