@@ -39,6 +39,9 @@ from dronectl.api.models import (
     MaintenanceSetArgs,
     Method,
     OrbitArgs,
+    PatrolListArgs,
+    PatrolStartArgs,
+    PatrolStopArgs,
     ProgressState,
     ReturnAllArgs,
     SpeakerSayArgs,
@@ -47,6 +50,9 @@ from dronectl.audit import AuditError, CommandOutcome, CommandRecord, DuplicateC
 from dronectl.errors import CommandFailed, CommandRefused, CommandTimeout, DronectlError, LinkLost
 from dronectl.geo import GeoPoint
 from dronectl.nest_controller import NestController
+from dronectl.patrols.missions import MissionKind
+from dronectl.patrols.service import PatrolError
+from dronectl.patrols.store import mission_data
 from dronectl.safety import Blocker, BlockerCode, GotoRequest, OrbitRequest
 
 if TYPE_CHECKING:
@@ -331,6 +337,9 @@ class CommandRunner:
             return
         if method is Method.INCIDENT_CONFIRM:
             await self._incident_confirm(run)
+            return
+        if method in (Method.PATROL_START, Method.PATROL_STOP, Method.PATROL_LIST):
+            await self._patrol(run)
             return
         assert controller is not None and command.nest_id is not None
         if method in FLIGHT:
@@ -656,6 +665,48 @@ class CommandRunner:
             f"incident {args.incident_id}: {option.describe()}",
             {"incident_id": args.incident_id, "nest_id": option.nest_id, "mode": option.mode.value},
         )
+
+    async def _patrol(self, run: _Run) -> None:
+        """patrol.start / patrol.stop / patrol.list, on the patrol service (``dronectl.patrols``)."""
+        method, args = run.command.method, run.command.args
+        patrols = self.owner.patrols
+        if patrols is None:
+            raise Refusal(
+                ErrorCode.UNAVAILABLE, f"{method.value} refused", ["the patrol service is not running"]
+            )
+        if isinstance(args, PatrolListArgs):
+            if not await run.accept():
+                return
+            listed = patrols.missions(active_only=args.active_only)
+            lines = [f"{len(listed)} mission(s)", *(f"  {m.describe()}: {m.reason}" for m in listed)]
+            await run.succeed("\n".join(lines), {"missions": [mission_data(m) for m in listed]})
+            return
+        if isinstance(args, PatrolStartArgs):
+            kind = MissionKind(args.kind)
+            problem = patrols.check_start(kind, args.stretch_id)
+            if problem is not None:
+                raise Refusal(ErrorCode.REFUSED, "patrol.start refused", [problem])
+            if not await run.accept():
+                return
+            try:
+                mission = await patrols.start(kind, args.stretch_id, actor_id=run.command.actor_id)
+            except PatrolError as exc:
+                await run.fail(ErrorCode.REFUSED, "patrol.start refused", [str(exc)])
+                return
+            await run.succeed(f"mission {mission.id} planned", {"mission": mission_data(mission)})
+            return
+        assert isinstance(args, PatrolStopArgs)
+        problem = patrols.check_stop(args.mission_id)
+        if problem is not None:
+            raise Refusal(ErrorCode.REFUSED, "patrol.stop refused", [problem])
+        if not await run.accept():
+            return
+        try:
+            mission = patrols.stop(args.mission_id, by=run.command.actor_id)
+        except PatrolError as exc:
+            await run.fail(ErrorCode.REFUSED, "patrol.stop refused", [str(exc)])
+            return
+        await run.succeed(f"mission {mission.id} stopping", {"mission": mission_data(mission)})
 
     # --- waiting --------------------------------------------------------------------------
 

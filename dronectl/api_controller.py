@@ -19,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -42,6 +42,9 @@ from dronectl.dispatch import DEFAULT_SETTINGS, DispatchSettings
 from dronectl.fleet import Fleet
 from dronectl.incidents import IncidentDispatcher
 from dronectl.nest_controller import NestController, NestEvent
+
+if TYPE_CHECKING:
+    from dronectl.patrols.service import PatrolService
 
 log = structlog.get_logger("dronectl.api_controller")
 
@@ -96,6 +99,9 @@ class FleetApiController:
         for controller in fleet.controllers.values():
             controller.listeners.append(self._on_nest_event)
         self.incidents = IncidentDispatcher(self, dispatch)
+        # called on every change of manual control (cheap, synchronous: the patrols stop at once)
+        self.control_listeners: list[Callable[[Change], None]] = []
+        self.patrols: PatrolService | None = None  # set by the patrol service when it runs
 
     # --- Controller protocol ----------------------------------------------------------------
 
@@ -191,6 +197,8 @@ class FleetApiController:
         if change.previous is not None:
             data["previous"] = {"id": change.previous.actor_id, "role": change.previous.role}
         log.info("api.control", nest=change.nest_id, **data)
+        for listener in self.control_listeners:
+            listener(change)
         self._views[change.nest_id].key = None  # the state shows who holds control
         self.publish(
             Event(

@@ -144,6 +144,7 @@ class NestController:
         self.log = self._nest_log
         self._changed = asyncio.Condition()
         self._op: asyncio.Task[None] | None = None
+        self._op_claims = 0  # bumped by every command that takes the flight over (see goto)
         self._tg: asyncio.TaskGroup | None = None
         self._last_drone_status: ns.DroneStatus | None = None
         self._last_dock_status: ns.DockStatus | None = None
@@ -668,7 +669,11 @@ class NestController:
         if blockers:
             self._event("refused", "; ".join(b.message for b in blockers), action="goto")
             raise CommandRefused("go to", blockers)
+        self._op_claims += 1
+        claim = self._op_claims
         await self._apply(ns.GotoRequested(f"to {target}"))
+        if claim != self._op_claims:  # a later command took the flight over while this one was recorded
+            raise CommandFailed("go to", "superseded by a later command before it started", self.nest_id)
         if self.flight is not None:
             self.flight = replace(
                 self.flight, target=target, alt_above_home_m=alt_above_home_m, speed_mps=speed_mps
@@ -688,6 +693,7 @@ class NestController:
         if blockers:
             self._event("refused", "; ".join(b.message for b in blockers), action="orbit")
             raise CommandRefused("orbit", blockers)
+        self._op_claims += 1
         if self._op is not None and not self._op.done():
             self._op.cancel()
         goal = GeoTarget(centre.lat_deg, centre.lon_deg, alt_above_home_m, AltitudeReference.RELATIVE)
@@ -698,6 +704,7 @@ class NestController:
 
     async def hold(self) -> None:
         self._require_airborne("hold")
+        self._op_claims += 1
         if self._op is not None and not self._op.done():
             self._op.cancel()
         await self._call("hold", self.hw.flight.hold())
@@ -711,6 +718,7 @@ class NestController:
         if self.state.phase in (ns.NestPhase.PREFLIGHT, ns.NestPhase.LAUNCHING) and not self.drone_in_air():
             await self.abort(reason)
             return
+        self._op_claims += 1
         if self._op is not None and not self._op.done():
             self._op.cancel()
         await self._call("return", self.hw.flight.return_to_launch())
@@ -718,6 +726,7 @@ class NestController:
 
     async def land(self) -> None:
         self._require_airborne("land")
+        self._op_claims += 1
         if self._op is not None and not self._op.done():
             self._op.cancel()
         await self._call("land", self.hw.flight.land())

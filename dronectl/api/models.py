@@ -74,6 +74,9 @@ class Method(StrEnum):
     # fleet methods: {root}/commands
     RETURN_ALL = "return_all"
     INCIDENT_CONFIRM = "incident.confirm"  # a commander's go for a proposed incident dispatch
+    PATROL_START = "patrol.start"  # start a patrol mission over a configured road stretch
+    PATROL_STOP = "patrol.stop"  # end a patrol mission (its drone flies home)
+    PATROL_LIST = "patrol.list"  # the patrol missions, active and recent
 
 
 class ErrorCode(StrEnum):
@@ -139,11 +142,14 @@ class EventKind(StrEnum):
     LINK_RESTORED = "link_restored"
     BATTERY_RESERVE = "battery_reserve"  # turned back to keep the battery reserve
     GEOFENCE = "geofence"
-    DETECTION = "detection"
+    DETECTION = "detection"  # something found in a drone's video (data: kind, lat, lon, snapshot_id...)
+    GROUND_UNITS_REQUESTED = "ground_units_requested"  # police on the ground asked to a place
     INCIDENT_PROGRESS = "incident_progress"
     MAINTENANCE = "maintenance"
     CONTROL = "control"  # manual control taken or released
     COMMAND_REJECTED = "command_rejected"  # a request on MQTT was malformed, expired, forbidden...
+    PATROL = "patrol"  # a patrol mission changed state (planned, launching, patrolling, ..., ended)
+    CONGESTION = "congestion"  # a congestion patrol's reading of a road stretch (level, density, speed)
 
 
 # --- shared pieces ---------------------------------------------------------------------------
@@ -232,6 +238,24 @@ class IncidentConfirmArgs(_Inbound):
     nest: NestId | None = Field(default=None, description="another nest with a go; default: the proposed one")
 
 
+StretchId = Annotated[
+    str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$", description="a road stretch of the city config")
+]
+
+
+class PatrolStartArgs(_Inbound):
+    kind: Literal["black_ice", "congestion"]
+    stretch_id: StretchId
+
+
+class PatrolStopArgs(_Inbound):
+    mission_id: CommandId
+
+
+class PatrolListArgs(_Inbound):
+    active_only: bool = False
+
+
 NEST_METHOD_ARGS: dict[Method, type[_Inbound]] = {
     Method.LAUNCH: LaunchArgs,
     Method.GOTO: GotoArgs,
@@ -250,6 +274,9 @@ NEST_METHOD_ARGS: dict[Method, type[_Inbound]] = {
 FLEET_METHOD_ARGS: dict[Method, type[_Inbound]] = {
     Method.RETURN_ALL: ReturnAllArgs,
     Method.INCIDENT_CONFIRM: IncidentConfirmArgs,
+    Method.PATROL_START: PatrolStartArgs,
+    Method.PATROL_STOP: PatrolStopArgs,
+    Method.PATROL_LIST: PatrolListArgs,
 }
 assert set(NEST_METHOD_ARGS) | set(FLEET_METHOD_ARGS) == set(Method)
 

@@ -11,6 +11,7 @@ from dronectl.audit.rows import (
     EventRow,
     FlightDetail,
     FlightRow,
+    MissionRow,
     OutcomeRow,
     TrackRow,
     TransitionRow,
@@ -177,3 +178,63 @@ def open_flights(conn: sqlite3.Connection, nest_id: int | None) -> list[FlightRo
     params: tuple[Any, ...] = () if nest_id is None else (nest_id,)
     rows = conn.execute(f"{_FLIGHT_SELECT}{where} ORDER BY f.started_at_unix_s, f.rowid", params)
     return [_flight(r) for r in rows]
+
+
+_MISSION_SELECT = (
+    "SELECT seq, mission_id, at_unix_s, kind, stretch_id, state, nest_id, reason, data_json FROM missions"
+)
+
+
+def _mission(row: tuple[Any, ...]) -> MissionRow:
+    return MissionRow(
+        seq=row[0],
+        mission_id=row[1],
+        at_unix_s=row[2],
+        kind=row[3],
+        stretch_id=row[4],
+        state=row[5],
+        nest_id=row[6],
+        reason=row[7],
+        data=json.loads(row[8]),
+    )
+
+
+def mission_history(conn: sqlite3.Connection, mission_id: str) -> list[MissionRow]:
+    rows = conn.execute(f"{_MISSION_SELECT} WHERE mission_id = ? ORDER BY seq", (mission_id,))
+    return [_mission(r) for r in rows]
+
+
+def latest_missions(conn: sqlite3.Connection, unfinished_only: bool, limit: int) -> list[MissionRow]:
+    """Each mission's latest row (its current state), oldest mission first."""
+    where = " WHERE state != 'ended'" if unfinished_only else ""
+    rows = conn.execute(
+        f"SELECT * FROM ({_MISSION_SELECT} WHERE seq IN"
+        " (SELECT max(seq) FROM missions GROUP BY mission_id))"
+        f"{where} ORDER BY seq DESC LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [_mission(r) for r in reversed(rows)]
+
+
+# the dispatcher's incidents (method ``incident``): those a restart must pick up again
+_FINAL_OUTCOMES = "('succeeded','failed','refused','cancelled')"
+
+
+def open_incidents(conn: sqlite3.Connection) -> list[CommandRow]:
+    """Incidents with no final outcome yet, oldest first (with all their outcomes)."""
+    rows = conn.execute(
+        f"{_COMMAND_SELECT} WHERE method = 'incident' AND command_id NOT IN"
+        f" (SELECT command_id FROM command_outcomes WHERE outcome IN {_FINAL_OUTCOMES})"
+        " ORDER BY at_unix_s, rowid"
+    ).fetchall()
+    return [_command(conn, r) for r in rows]
+
+
+def incident_flights(conn: sqlite3.Connection, incident_id: str) -> list[str]:
+    """The flights that carry an incident's milestones (``incident.*`` events), first used first."""
+    rows = conn.execute(
+        "SELECT flight_id FROM flight_events WHERE kind LIKE 'incident.%'"
+        " AND json_extract(data_json, '$.incident_id') = ? ORDER BY seq",
+        (incident_id,),
+    )
+    return list(dict.fromkeys(r[0] for r in rows))

@@ -121,3 +121,17 @@ class FlightEvent:
     kind: str
     message: str = ""
     data: Mapping[str, Any] | None = field(default=None, hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MissionRecord:
+    """A patrol mission as it stood after one of its transitions (``data``: the whole mission)."""
+
+    mission_id: str
+    at_unix_s: float
+    kind: str
+    stretch_id: str
+    state: str
+    nest_id: int | None
+    reason: str
+    data: Mapping[str, Any] = field(hash=False)

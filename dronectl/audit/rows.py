@@ -68,3 +68,15 @@ class FlightDetail(TypedDict):
     flight: FlightRow
     track: list[TrackRow]
     events: list[EventRow]
+
+
+class MissionRow(TypedDict):
+    seq: int
+    mission_id: str
+    at_unix_s: float
+    kind: str
+    stretch_id: str
+    state: str
+    nest_id: int | None
+    reason: str
+    data: dict[str, Any]

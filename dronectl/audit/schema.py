@@ -122,10 +122,29 @@ _V1: tuple[str, ...] = _V1_TABLES + tuple(
     stmt for table, key in _KEYS.items() for stmt in append_only_triggers(table, key)
 )
 
+# v2: patrol missions. One row per transition (the mission as it stood after it); a mission's
+# latest row is its current state, so a restart finds the unfinished ones (append-only too).
+_V2_KEYS: dict[str, str] = {"missions": "seq"}
+_V2: tuple[str, ...] = (
+    """CREATE TABLE missions (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        mission_id TEXT NOT NULL,
+        at_unix_s REAL NOT NULL,
+        kind TEXT NOT NULL,
+        stretch_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        nest_id INTEGER,
+        reason TEXT NOT NULL,
+        data_json TEXT NOT NULL
+    )""",
+    "CREATE INDEX missions_by_id ON missions(mission_id, seq)",
+    *(stmt for table, key in _V2_KEYS.items() for stmt in append_only_triggers(table, key)),
+)
+
 # MIGRATIONS[n] takes the database from user_version n to n + 1.
-MIGRATIONS: tuple[Sequence[str], ...] = (_V1,)
+MIGRATIONS: tuple[Sequence[str], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
-TABLES: tuple[str, ...] = tuple(_KEYS)
+TABLES: tuple[str, ...] = (*_KEYS, *_V2_KEYS)
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

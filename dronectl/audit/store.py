@@ -27,12 +27,13 @@ from dronectl.audit.records import (
     FlightEnd,
     FlightEvent,
     FlightStart,
+    MissionRecord,
     OutcomeRecord,
     TrackSample,
     TransitionRecord,
     args_to_json,
 )
-from dronectl.audit.rows import CommandRow, FlightDetail, FlightRow, OutcomeRow, TransitionRow
+from dronectl.audit.rows import CommandRow, FlightDetail, FlightRow, MissionRow, OutcomeRow, TransitionRow
 from dronectl.audit.writer import Durability, SqliteWriter
 
 
@@ -221,6 +222,32 @@ class AuditStore:
 
         await self._writer.submit(insert, write=True)
 
+    # ---- patrol missions -----------------------------------------------------------------------
+
+    async def record_mission(self, mission: MissionRecord) -> None:
+        """Append the mission's state after a transition (its latest row is its current state)."""
+        data_json = args_to_json(mission.data)
+        m = mission
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO missions (mission_id, at_unix_s, kind, stretch_id, state, nest_id, reason,"
+                " data_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (m.mission_id, m.at_unix_s, m.kind, m.stretch_id, m.state, m.nest_id, m.reason, data_json),
+            )
+
+        await self._writer.submit(insert, write=True)
+
+    async def missions(self, *, unfinished_only: bool = False, limit: int = 1000) -> list[MissionRow]:
+        """Each mission's current state (its latest row), oldest mission first."""
+        return await self._writer.submit(
+            lambda conn: queries.latest_missions(conn, unfinished_only, limit), write=False
+        )
+
+    async def mission_history(self, mission_id: str) -> list[MissionRow]:
+        """Every recorded state of one mission, in order."""
+        return await self._writer.submit(lambda conn: queries.mission_history(conn, mission_id), write=False)
+
     # ---- queries (run on the writer thread, after every record queued before them) ------------
 
     async def first_outcome(self, command_id: str) -> OutcomeRow | None:
@@ -264,6 +291,16 @@ class AuditStore:
     async def open_flights(self, *, nest_id: int | None = None) -> list[FlightRow]:
         """Flights started and never ended: on restart, the drones to re-attach to."""
         return await self._writer.submit(lambda conn: queries.open_flights(conn, nest_id), write=False)
+
+    async def open_incidents(self) -> list[CommandRow]:
+        """Incidents (method ``incident``) with no final outcome: on restart, those to pick up."""
+        return await self._writer.submit(queries.open_incidents, write=False)
+
+    async def incident_flights(self, incident_id: str) -> list[str]:
+        """The flights an incident's milestones were recorded with, in order."""
+        return await self._writer.submit(
+            lambda conn: queries.incident_flights(conn, incident_id), write=False
+        )
 
 
 def _insert_outcome(conn: sqlite3.Connection, o: OutcomeRecord) -> None:

@@ -41,8 +41,6 @@ DEFAULT_LOG_LINES = 10
 PLAY_METHOD = "speaker.play"
 VOLUME_METHOD = "speaker.volume"
 SPEED_METHOD = "speed.set"
-PATROL_START_METHOD = "patrol.start"
-PATROL_STOP_METHOD = "patrol.stop"
 
 
 @dataclass(frozen=True)
@@ -304,14 +302,36 @@ def _view(ctx: Context, words: list[str], options: dict[str, OptionValue]) -> Ac
     return Show(f"nest {nest_id} live video (WHEP): {url}", {"nest": nest_id, "whep_url": url})
 
 
+PATROL_KINDS = ("black_ice", "congestion")
+
+
 def _patrol(ctx: Context, words: list[str], options: dict[str, OptionValue]) -> Action:
-    if len(words) != 2 or words[0] not in ("start", "stop"):
-        raise UsageError("patrol start ROUTE | patrol stop ROUTE")
-    args: dict[str, Any] = {"route": words[1]}
-    if "nest" in options:
-        args["nest_id"] = parse_nest(str(options["nest"]), ctx.fleet.nest_ids())
-    method = PATROL_START_METHOD if words[0] == "start" else PATROL_STOP_METHOD
-    return Send(method, None, args, f"patrol {words[0]} {words[1]}")
+    verb = words[0] if words else ""
+    if verb == "start":
+        if len(words) != 3 or words[1] not in PATROL_KINDS:
+            raise UsageError(f"patrol start KIND STRETCH (KIND: {', '.join(PATROL_KINDS)})")
+        args = {"kind": words[1], "stretch_id": words[2]}
+        return Send(Method.PATROL_START, None, args, f"{words[1]} patrol of stretch {words[2]}")
+    if verb == "stop":
+        if len(words) != 2:
+            raise UsageError("patrol stop MISSION (the id patrol list shows)")
+        return Send(Method.PATROL_STOP, None, {"mission_id": words[1]}, f"stop patrol mission {words[1]}")
+    if verb == "list":
+        _no_more(words[1:])
+        active = bool(options.get("active"))
+        return Send(Method.PATROL_LIST, None, {"active_only": active}, "patrol missions")
+    raise UsageError("patrol start KIND STRETCH | patrol stop MISSION | patrol list [--active]")
+
+
+def _incident(ctx: Context, words: list[str], options: dict[str, OptionValue]) -> Action:
+    if len(words) not in (2, 3) or words[0] != "confirm":
+        raise UsageError("incident confirm ID [NEST]")
+    args: dict[str, Any] = {"incident_id": words[1]}
+    summary = f"confirm incident {words[1]}"
+    if len(words) == 3:
+        args["nest"] = parse_nest(words[2], ctx.fleet.nest_ids())
+        summary += f" with nest {args['nest']}"
+    return Send(Method.INCIDENT_CONFIRM, None, args, summary)
 
 
 def _maintenance(ctx: Context, words: list[str], options: dict[str, OptionValue]) -> Action:
@@ -443,9 +463,17 @@ def build_registry() -> Registry:
     r.add_command(
         "patrol",
         _patrol,
-        "start or stop a patrol",
-        ["start|stop", "ROUTE"],
-        options=(OptionSpec("nest", "str", "the nest to fly it"),),
+        "start, stop or list patrol missions (black ice, congestion)",
+        ["start|stop|list", "black_ice|congestion|MISSION", "STRETCH"],
+        options=(OptionSpec("active", "flag", "list only the active missions"),),
+        usage="patrol start black_ice|congestion STRETCH | patrol stop MISSION | patrol list [--active]",
+    )
+    r.add_command(
+        "incident",
+        _incident,
+        "confirm a proposed incident dispatch (commander)",
+        ["confirm", "INCIDENT", "NEST"],
+        usage="incident confirm ID [NEST]",
     )
     r.add_command("take", _simple(Method.CONTROL_TAKE, "take control of"), "take manual control", ["NEST"])
     r.add_command(

@@ -35,7 +35,18 @@ ONLINE_TIMEOUT_S = 5.0
 OFFLINE_COMMANDS = frozenset({"view", "help"})  # answered without a broker
 # quick methods are always followed to their end (the vehicle's or the service's answer)
 QUICK_METHODS = frozenset(
-    {"control.take", "control.release", "speaker.say", "speaker.stop", "light.set", "maintenance.set"}
+    {
+        "control.take",
+        "control.release",
+        "speaker.say",
+        "speaker.stop",
+        "light.set",
+        "maintenance.set",
+        "incident.confirm",
+        "patrol.start",
+        "patrol.stop",
+        "patrol.list",
+    }
 )
 
 

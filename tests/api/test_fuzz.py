@@ -66,6 +66,9 @@ valid_args = {
     "maintenance.set": {"on": True},
     "return_all": {"reason": "snow"},
     "incident.confirm": {"incident_id": "inc-1", "nest": 3},
+    "patrol.start": {"kind": "black_ice", "stretch_id": "nanhu-bridge"},
+    "patrol.stop": {"mission_id": "patrol-ice-nanhu-bridge-1"},
+    "patrol.list": {"active_only": True},
 }
 
 requests_fields: dict[str, st.SearchStrategy[Any]] = {

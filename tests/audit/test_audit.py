@@ -26,6 +26,7 @@ from dronectl.audit import (
     FlightEvent,
     FlightOutcome,
     FlightStart,
+    MissionRecord,
     OutcomeRecord,
     SchemaError,
     TrackSample,
@@ -270,6 +271,12 @@ TAMPERING = {
         "INSERT OR REPLACE INTO flight_events SELECT seq, flight_id, at_unix_s, 'x', '', NULL"
         " FROM flight_events",
     ),
+    "missions": (
+        "UPDATE missions SET state = 'ended'",
+        "DELETE FROM missions",
+        "INSERT OR REPLACE INTO missions SELECT seq, mission_id, at_unix_s, kind, stretch_id, 'ended',"
+        " nest_id, reason, data_json FROM missions",
+    ),
 }
 
 
@@ -291,6 +298,9 @@ async def test_every_table_refuses_update_delete_and_replace(tmp_path: Path) -> 
         await store.record_track(TrackSample("f1", T0, 43.0, 125.0, 250.0, 5.0, 80.0))
         await store.record_event(FlightEvent("f1", T0, "launched"))
         await store.end_flight(FlightEnd("f1", T0 + 1, FlightOutcome.LOST))
+        await store.record_mission(
+            MissionRecord("m1", T0, "black_ice", "s1", "patrolling", 1, "on the route", {"leg": 0})
+        )
     before = dump(path)
     assert {t: len(rows) for t, rows in before.items()} == {
         t: 2 if t == "command_outcomes" else 1 for t in TABLES
@@ -478,3 +488,40 @@ def test_audit_errors_hang_under_the_service_root() -> None:
 
     assert issubclass(AuditError, DronectlError)
     assert issubclass(DuplicateCommandError, AuditWriteError)
+
+
+# ---- patrol missions ---------------------------------------------------------------------------
+
+
+def mission(mission_id: str, state: str, at: float, nest_id: int | None = 3) -> MissionRecord:
+    return MissionRecord(mission_id, at, "congestion", "s1", state, nest_id, f"now {state}", {"state": state})
+
+
+async def test_missions_latest_state_and_history(tmp_path: Path) -> None:
+    async with await AuditStore.open(tmp_path / "audit.db") as store:
+        await store.record_mission(mission("m1", "planned", T0, None))
+        await store.record_mission(mission("m2", "planned", T0 + 1, None))
+        await store.record_mission(mission("m1", "patrolling", T0 + 2))
+        await store.record_mission(mission("m2", "ended", T0 + 3))
+        latest = await store.missions()
+        assert [(m["mission_id"], m["state"]) for m in latest] == [("m1", "patrolling"), ("m2", "ended")]
+        unfinished = await store.missions(unfinished_only=True)
+        assert [m["mission_id"] for m in unfinished] == ["m1"]
+        assert unfinished[0]["data"] == {"state": "patrolling"} and unfinished[0]["nest_id"] == 3
+        history = await store.mission_history("m1")
+        assert [h["state"] for h in history] == ["planned", "patrolling"]
+
+
+async def test_a_version_1_database_gains_the_missions_table(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        migrate(conn, MIGRATIONS[:1])  # a database made before patrol missions existed
+        conn.execute("INSERT INTO commands VALUES ('old', 0, 'a', 'pilot', 1, 'hold', '{}')")
+    finally:
+        conn.close()
+    async with await AuditStore.open(path) as store:
+        assert store.schema_version_before == 1
+        assert await store.command("old") is not None  # kept
+        await store.record_mission(mission("m1", "planned", T0, None))
+        assert [m["mission_id"] for m in await store.missions()] == ["m1"]

@@ -86,7 +86,11 @@ def test_launch_to_named_place_nest_and_incident() -> None:
         ("say 7", "what to say?"),
         ("say 7 hello --lang fr", "--lang must be one of zh, en"),
         ("speed 7 40", "speed must be above 0 and at most 25"),
-        ("patrol begin route-1", "patrol start ROUTE | patrol stop ROUTE"),
+        ("patrol begin route-1", "patrol start KIND STRETCH | patrol stop MISSION | patrol list"),
+        ("patrol start snow s1", "patrol start KIND STRETCH (KIND: black_ice, congestion)"),
+        ("patrol stop", "patrol stop MISSION"),
+        ("incident approve INC-1", "incident confirm ID [NEST]"),
+        ("incident confirm INC-1 99", "99"),
         ("lanch 7", "unknown command 'lanch' (did you mean land, launch?)"),
         ('say 7 "unterminated', "cannot read the line"),
     ],
@@ -125,13 +129,23 @@ def test_flight_and_payload_commands() -> None:
     assert send("take 5").method == Method.CONTROL_TAKE
     assert send("release 5").method == Method.CONTROL_RELEASE
     assert send("maintenance 5 on new rotor").args == {"on": True, "reason": "new rotor"}
-    patrol = send("patrol start ring-road --nest 7")
+    patrol = send("patrol start black_ice ring-road")
     assert (patrol.method, patrol.nest_id, patrol.args) == (
-        "patrol.start",
+        Method.PATROL_START,
         None,
-        {"route": "ring-road", "nest_id": 7},
+        {"kind": "black_ice", "stretch_id": "ring-road"},
     )
-    assert send("patrol stop ring-road").method == "patrol.stop"
+    stop = send("patrol stop patrol-ice-ring-road-1")
+    assert (stop.method, stop.args) == (Method.PATROL_STOP, {"mission_id": "patrol-ice-ring-road-1"})
+    assert send("patrol list --active").args == {"active_only": True}
+    assert send("patrol list").args == {"active_only": False}
+    confirm = send("incident confirm INC-17 5")
+    assert (confirm.method, confirm.nest_id, confirm.args) == (
+        Method.INCIDENT_CONFIRM,
+        None,
+        {"incident_id": "INC-17", "nest": 5},
+    )
+    assert send("incident confirm INC-17").args == {"incident_id": "INC-17"}
 
 
 def test_say_guesses_the_language_and_keeps_the_text() -> None:

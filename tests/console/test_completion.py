@@ -54,7 +54,9 @@ def test_modes_and_options() -> None:
     assert texts("say 5 hello --") == ["--lang", "--stop"]
     assert texts("say 5 hello --lang ") == ["zh", "en"]
     assert texts("launch 7 to nanhu-park --alt ") == []
-    assert texts("patrol ") == ["start", "stop"]
+    assert texts("patrol ") == ["start", "stop", "list"]
+    assert texts("patrol start ") == ["black_ice", "congestion"]
+    assert texts("incident ") == ["confirm"]
     assert texts("help la") == ["land", "launch"]
 
 
