@@ -146,13 +146,21 @@ class SimProcess:
     def start(self) -> float:
         """Start and wait until every nest has reported; return the seconds that took."""
         cmd = [
-            sys.executable, "-m", "sitl",
-            "--control-port", str(self.ports.control),
-            "--nests", str(self.nests),
-            "--speed", f"{self.speed:g}",
-            "--sim-port-base", str(self.ports.sim_base),
-            "--client-port-base", str(self.ports.client_base),
-            "--host", "127.0.0.1",
+            sys.executable,
+            "-m",
+            "sitl",
+            "--control-port",
+            str(self.ports.control),
+            "--nests",
+            str(self.nests),
+            "--speed",
+            f"{self.speed:g}",
+            "--sim-port-base",
+            str(self.ports.sim_base),
+            "--client-port-base",
+            str(self.ports.client_base),
+            "--host",
+            "127.0.0.1",
         ]
         env = dict(os.environ, DRONECTL_LOG_LEVEL=os.environ.get("DRONECTL_LOG_LEVEL", "WARNING"))
         self._stdout = self.stdout_path.open("wb")
@@ -291,8 +299,15 @@ def _wait(clients: Clients | None, seconds: float) -> None:
         time.sleep(max(0.0, until - time.monotonic()))
 
 
-def measure(nests: int, speed: float, duration_s: float, warmup_s: float, with_clients: bool, workdir: Path,
-            rng: random.Random) -> RunResult:
+def measure(
+    nests: int,
+    speed: float,
+    duration_s: float,
+    warmup_s: float,
+    with_clients: bool,
+    workdir: Path,
+    rng: random.Random,
+) -> RunResult:
     ports = pick_ports(nests, rng)
     clients = Clients(nests, ports) if with_clients else None
     sim = SimProcess(nests, speed, ports, workdir)
@@ -368,8 +383,9 @@ def _human(run: RunResult, target_pct: float) -> list[str]:
     ]
     if run.speed == 1.0:
         verdict = "PASS" if run.cpu_pct_one_core <= target_pct else "MISS"
-        lines.append(f"  target: {run.nests} nests in real time within {target_pct:g} % of one core: "
-                     f"{verdict}")
+        lines.append(
+            f"  target: {run.nests} nests in real time within {target_pct:g} % of one core: {verdict}"
+        )
     if run.msgs_per_s is not None:
         lines.append(
             f"  clients: {run.nests_heard}/{run.nests} nests heard, {run.msgs_per_s:.0f} msg/s "

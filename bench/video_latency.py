@@ -18,7 +18,8 @@ their offers to ``/whep/nests/{n}``; after a warm-up, for ``--duration`` seconds
 * CPU of the service process (% of one core), of the simulator and of the viewers, with the
   frame rate each viewer received; ``service_pct_per_stream`` = (CPU with K - CPU with none) / K.
 
-The browser-side figure (decoded in Chromium) is the web page's test. Prints readable lines,
+In Chromium: ``bench/video_glass_to_glass.py``; the service with 16 streams at full rate (replayed
+cameras): ``bench/video_cpu.py``. Prints readable lines,
 then one JSON line; ``--check`` exits 1 if p95 >= 150 ms or a stream costs >= 5 % of a core.
 On this 2-core machine 16 simulated encoders cannot all keep 30 fps; the frame rates delivered
 are reported with the CPU so the per-stream cost can be read per frame too. Ports 5601-5616

@@ -1,6 +1,7 @@
 """``python -m sitl``: run simulated nests, or talk to a running simulator's control port.
 
-python -m sitl --nests 16 [--speed 10] [--config FILE]
+python -m sitl --nests 16 [--speed 10] [--config FILE] [--camera-size 1280x720] [--camera-fps 30]
+    [--camera-replay]
 python -m sitl fault 3 link_loss --duration 10
 python -m sitl weather 3 wind_speed_mps=14 precipitation=2
 python -m sitl records 3 [--kind speaker.]
@@ -19,6 +20,7 @@ import structlog
 
 from dronectl.config import ConfigError, load_config
 from dronectl.logging import configure_logging
+from sitl.camera.stream import stream_settings
 from sitl.control import DEFAULT_CONTROL_PORT, ControlServer, request
 from sitl.environment import FaultKind
 from sitl.world import SimWorld, make_sites, weather_from_config
@@ -65,16 +67,26 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sim-port-base", type=int, default=None, help="nest N binds BASE+N")
     parser.add_argument("--client-port-base", type=int, default=None, help="nest N pushes to BASE+N")
     parser.add_argument("--host", default=None, help="address the nests bind and push to")
+    parser.add_argument("--camera-size", default="1280x720", help="video WIDTHxHEIGHT (default 1280x720)")
+    parser.add_argument("--camera-fps", type=int, default=30, help="video frames per second (default 30)")
+    parser.add_argument(
+        "--camera-replay",
+        action="store_true",
+        help="send a pre-encoded H.264 loop instead of rendering live (benchmarks of many streams)",
+    )
 
 
 async def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         sites = make_sites(config, args.nests, None, args.sim_port_base, args.client_port_base, args.host)
+        camera = stream_settings(args.camera_size, args.camera_fps, replay=args.camera_replay)
     except (ConfigError, ValueError) as exc:
         sys.stderr.write(f"{exc}\n")
         return 2
     world = SimWorld(sites, speed=args.speed, weather=weather_from_config(config))
+    for nest in world.nests.values():
+        nest.camera.settings = camera
     control = ControlServer(world, port=args.control_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

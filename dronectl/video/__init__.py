@@ -1,9 +1,10 @@
 """Live video: the nests' cameras to WebRTC viewers (WHEP), snapshots, and flight recordings.
 
 - ``hub``: one ingest per nest, fanned out; ``track``: H.264 passed through to aiortc.
-- ``offer``, ``whep``, ``routes``: WHEP signalling (``add_video_routes``).
+- ``offer``, ``whep``, ``routes``: WHEP signalling (``add_video_routes``); ``liveness``: when a
+  session's viewer is gone without DELETE.
 - ``snapshot``: JPEG of the latest keyframe; ``recorder`` + ``video_file``: flight recordings.
-- ``talkback``: a viewer's microphone to the drone's loudspeaker.
+- ``talkback``: a viewer's microphone to the drone's loudspeaker; ``talk_audit``: in the audit store.
 - ``service``: ``open_video(fleet, recordings_dir)`` wires the hub and recorders to a fleet.
 """
 

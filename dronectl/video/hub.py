@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -30,6 +30,7 @@ from dronectl.video.sources import VideoSources
 
 if TYPE_CHECKING:
     from dronectl.video.recorder import FlightRecorders
+    from dronectl.video.talk_audit import TalkAudit
 
 log = structlog.get_logger(__name__)
 
@@ -128,7 +129,11 @@ class VideoHub:
         self._tg: asyncio.TaskGroup | None = None
         self._spawned: set[asyncio.Task[None]] = set()
         self.recorders: FlightRecorders | None = None  # set by open_video when it records flights
+        self.talk_audit: TalkAudit | None = None  # set by open_video: talk-back in the audit store
         self.ingests_started = 0  # over the hub's life, for tests and the bench
+        # called with the nest id when an ingest delivers its first picture: the stream reached
+        # the service (the incident dispatcher's video-live milestone); cheap and synchronous
+        self.live_listeners: list[Callable[[int], None]] = []
 
     async def __aenter__(self) -> VideoHub:
         self._tg = asyncio.TaskGroup()
@@ -298,6 +303,12 @@ class VideoHub:
         stats = ingest.stats
         stats.units += 1
         stats.bytes += len(unit.data)
+        if stats.units == 1:
+            for listener in list(self.live_listeners):
+                try:
+                    listener(ingest.nest_id)
+                except Exception:  # a listener's bug must not stop the video; logged
+                    log.exception("video.live_listener_failed", nest=ingest.nest_id)
         if unit.keyframe:
             stats.keyframes += 1
             ingest.last_keyframe = unit

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from dronectl.video.errors import BadOffer, CameraUnavailable, NotWatchable, UnknownNest, VideoError
 from dronectl.video.hub import VideoHub
+from dronectl.video.liveness import LivenessSettings
 from dronectl.video.offer import AudioWish
 from dronectl.video.snapshot import keyframe_to_jpeg
 from dronectl.video.whep import WhepSessions
@@ -55,12 +56,10 @@ def _nest_id(request: web.Request) -> int:
     return int(text)
 
 
-def _viewer(actor: object) -> str:
-    return str(getattr(actor, "id", actor))
-
-
-def add_video_routes(app: web.Application, hub: VideoHub, authorize: Authorize) -> None:
-    sessions = WhepSessions(hub)
+def add_video_routes(
+    app: web.Application, hub: VideoHub, authorize: Authorize, *, liveness: LivenessSettings | None = None
+) -> None:
+    sessions = WhepSessions(hub, liveness)
     app[SESSIONS] = sessions
 
     async def offer(request: web.Request) -> web.Response:
@@ -83,7 +82,7 @@ def add_video_routes(app: web.Application, hub: VideoHub, authorize: Authorize) 
                         "offer audio as recvonly (or no audio) to watch only"
                     ) from None
                 talk = True
-            session, answer = await sessions.open(nest_id, sdp, _viewer(actor), talk=talk)
+            session, answer = await sessions.open(nest_id, sdp, actor, talk=talk)
         except VideoError as exc:
             log.info("video.offer_refused", nest=request.match_info["nest"], reason=str(exc))
             raise http_error(exc) from None

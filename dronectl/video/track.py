@@ -28,12 +28,14 @@ class PassthroughVideoTrack(MediaStreamTrack):
         self.subscription = subscription
         self.sent_units = 0
         self.sent_bytes = 0
+        self.stream_ended = False  # the ingest ended (rather than the sender or the session stopping)
         self._timeline = Timeline()
 
     async def recv(self) -> av.Packet:
         try:
             unit = await anext(self.subscription)
         except StopAsyncIteration:
+            self.stream_ended = True
             self.stop()
             raise MediaStreamError("the video stream ended") from None
         packet = av.Packet(unit.data)
