@@ -74,12 +74,15 @@ def _config_problems(compose_cfg: dict[str, Any], city_cfg: dict[str, Any]) -> l
         nest_id = int(nest["id"])
         expected = f"udpout://{SUBNET_PREFIX}{100 + nest_id}:{API_LINK_PORT_BASE + nest_id - 1}"
         if nest.get("mavlink_url") != expected:
-            problems.append(f"docker/compose.yaml: nest {nest_id} mavlink_url {nest.get('mavlink_url')!r}, "
-                            f"expected {expected!r}")
+            problems.append(
+                f"docker/compose.yaml: nest {nest_id} mavlink_url {nest.get('mavlink_url')!r}, "
+                f"expected {expected!r}"
+            )
         stripped.append({k: v for k, v in nest.items() if k != "mavlink_url"})
     if stripped != city_cfg.get("nests"):
-        problems.append("docker/compose.yaml: nests differ from dronectl/data/changchun.yaml "
-                        "(other than mavlink_url)")
+        problems.append(
+            "docker/compose.yaml: nests differ from dronectl/data/changchun.yaml (other than mavlink_url)"
+        )
     for key in sorted(set(compose_cfg) | set(city_cfg)):
         if key != "nests" and compose_cfg.get(key) != city_cfg.get(key):
             problems.append(f"docker/compose.yaml: section {key!r} differs from dronectl/data/changchun.yaml")

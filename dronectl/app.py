@@ -33,7 +33,10 @@ from dronectl.api_controller import FleetApiController
 from dronectl.clock import Clock, ScaledClock, SystemClock
 from dronectl.config import CityConfig, ConfigError, load_config
 from dronectl.logging import configure_logging
+from dronectl.lookout import Lookout, add_snapshot_routes
+from dronectl.patrols.service import PatrolService
 from dronectl.service import open_service
+from dronectl.supervisor import supervise
 from dronectl.video import add_video_routes, open_video
 from dronectl.web.auth import TokenAuthority, TokensFileError, load_tokens
 from dronectl.web.coverage import CoverageLayer, add_coverage_routes, fleet_wind
@@ -63,6 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--recordings", default="var/recordings", help="each flight's video is recorded in this directory"
+    )
+    parser.add_argument(
+        "--snapshots", default="var/snapshots", help="pictures of what the drones found (black ice) go here"
     )
     parser.add_argument("--no-sim", action="store_true", help="do not start the simulator: real nests")
     parser.add_argument(
@@ -176,20 +182,26 @@ async def run(args: argparse.Namespace) -> int:
         fleet = await stack.enter_async_context(
             open_service(config, audit_path, clock=clock, heartbeat_interval_s=1.0 / speed)
         )
-        controller = FleetApiController(fleet)
+        controller = FleetApiController(fleet, dispatch=config.dispatch.settings())
         stack.push_async_callback(controller.aclose)
         hub = await stack.enter_async_context(open_video(fleet, Path(args.recordings)))
         outcomes = AuditOutcomes(fleet.audit)
         gateway = CommandGateway(  # one command path for MQTT and HTTP: same dedupe, roles, audit
             controller, Topics(mqtt.root), outcomes=outcomes, dedupe_memory=mqtt.dedupe_memory
         )
+        lookout = Lookout(controller, hub, Path(args.snapshots), config.patrols.black_ice)
+        lookout.snapshot_sinks.append(gateway.announce_snapshot)  # the pictures on MQTT too
+        controller.incidents.attach_lookout(lookout)
+        controller.incidents.start()  # the incidents a previous run left open: resumed or closed
         rates = TelemetryRates(mqtt.telemetry_airborne_hz, mqtt.telemetry_docked_hz, mqtt.telemetry_max_age_s)
         coverage = CoverageLayer(config, wind=lambda: fleet_wind(fleet))
         mounts = [
             lambda app, authorize: add_video_routes(app, hub, authorize),
+            lambda app, authorize: add_snapshot_routes(app, lookout.store, authorize),
             lambda app, authorize: add_coverage_routes(app, coverage, authorize),
         ]
         web = WebServer(config, controller, gateway, auth, rates=rates, mounts=mounts)
+        patrols = PatrolService(controller, config.patrols, lookout, timezone=config.timezone)
         line = {"mqtt": broker_url, "nests": len(config.nests), "http": http_url, "page": page_url}
         log.info("dronectl.up", **line, audit=str(audit_path))
         sys.stdout.write(json.dumps(line) + "\n")
@@ -198,7 +210,9 @@ async def run(args: argparse.Namespace) -> int:
             api = tg.create_task(serve_api(mqtt, controller, gateway=gateway), name="api.mqtt")
             http = tg.create_task(web.serve(args.http_host, http_port), name="api.http")
             stopping = tg.create_task(stop.wait(), name="dronectl.stop")
+            patrolling = tg.create_task(supervise("patrols", patrols.run, clock), name="patrols")
             await asyncio.wait({api, http, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            patrolling.cancel()  # the missions stay stored: resumed or ended at the next start
             api.cancel()
             http.cancel()
             stopping.cancel()

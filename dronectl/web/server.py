@@ -2,7 +2,8 @@
 
     GET  /                              the command-center page (static; it asks for data with its token)
     GET  /api/me                        the token's actor and the methods its role may call
-    GET  /api/config                    the map: nests, geofence, no-fly zones, altitude limits
+    GET  /api/config                    the map: nests, geofence, no-fly zones, altitude limits,
+                                        road stretches (what each is watched for)
     GET  /api/nests                     every nest's state (the MQTT API's NestState)
     GET  /api/nests/{nest}              one nest's state
     POST /api/nests/{nest}/commands     a nest command (the MQTT request envelope; see web.commands)
@@ -73,7 +74,24 @@ def map_config(config: CityConfig) -> dict[str, Any]:
         "no_fly_zones": [{"name": z.name, "polygon": z.polygon} for z in config.no_fly_zones],
         "altitude_ceiling_m": config.safety.altitude_ceiling_m,
         "default_cruise_alt_m": config.safety.default_cruise_alt_m,
+        "stretches": _stretches(config),
     }
+
+
+def _stretches(config: CityConfig) -> list[dict[str, Any]]:
+    """The configured road stretches, each with what it is watched for (the patrol kinds)."""
+    p = config.patrols
+    watched = {"black_ice": set(p.black_ice.stretches), "congestion": set(p.congestion.stretches)}
+    return [
+        {
+            "id": s.id,
+            "name": s.name,
+            "points": [[lat, lon] for lat, lon in s.points],
+            "free_flow_speed_mps": s.free_flow_speed_mps,
+            "watch": [kind for kind, ids in watched.items() if s.id in ids],
+        }
+        for s in p.stretches
+    ]
 
 
 @web.middleware

@@ -6,7 +6,9 @@ a stale sample is dropped, never sent late. Command progress goes to the pages o
 sent the command. A page that cannot keep up (its queue fills) is disconnected; it reconnects and
 starts again from fresh snapshots, which is better than showing a past that piles up.
 
-Every message is ``{"type": <hello|state|telemetry|event|progress>, "data": {...}}``.
+Every message is ``{"type": <hello|state|telemetry|event|progress>, "data": {...}}``. A page that
+connects gets, after the states, the latest ``congestion`` event of each road stretch (as MQTT
+retains ``{root}/traffic/{stretch}``), so its map shows the traffic at once.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import BaseModel
 
 from dronectl.api.controller import Controller
-from dronectl.api.models import AIRBORNE_PHASES, Actor, Event, NestState, Progress
+from dronectl.api.models import AIRBORNE_PHASES, Actor, Event, EventKind, NestState, Progress
 
 log = structlog.get_logger("dronectl.web.updates")
 
@@ -76,6 +78,7 @@ class UpdatesHub:
         self.nest_ids = tuple(controller.nest_ids())
         self._pages: set[_Page] = set()
         self._listening = asyncio.Event()
+        self._traffic: dict[str, str] = {}  # stretch id -> its latest congestion event, as sent
 
     @property
     def page_count(self) -> int:
@@ -107,12 +110,17 @@ class UpdatesHub:
 
     async def _follow(self) -> None:
         async for item in self.controller.updates():
-            if not self._pages:
+            traffic = isinstance(item, Event) and item.kind is EventKind.CONGESTION
+            if not self._pages and not traffic:
                 continue
             if isinstance(item, NestState):
                 self.broadcast(message("state", item))
             else:
-                self.broadcast(message("event", item))
+                text = message("event", item)
+                stretch = item.data.get("stretch_id")
+                if traffic and isinstance(stretch, str):
+                    self._traffic[stretch] = text
+                self.broadcast(text)
 
     async def _telemetry(self) -> None:
         airborne_s = 1.0 / self.rates.airborne_hz
@@ -148,6 +156,8 @@ class UpdatesHub:
             sample = self.controller.telemetry(nest_id)
             if sample is not None and self.clock() - sample.at.timestamp() <= self.rates.max_age_s:
                 page.offer(message("telemetry", sample))
+        for text in self._traffic.values():
+            page.offer(text)
         self._pages.add(page)
         self._listening.set()
         log.info("web.page_connected", actor=actor.id, pages=len(self._pages))

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 from dronectl.api.controller import Command, CommandUpdate
 from dronectl.api.models import (
@@ -27,12 +29,16 @@ from dronectl.api.models import (
     LaunchArgs,
     Method,
     NestState,
+    PatrolStartArgs,
+    PatrolStopArgs,
     Phase,
     Position,
     ProgressState,
     Telemetry,
     Weather,
 )
+from dronectl.patrols.missions import Mission, MissionKind, MissionState
+from dronectl.patrols.store import mission_data
 
 HOME_LAT = 43.88
 HOME_LON = 125.35
@@ -62,6 +68,7 @@ class FakeController:
         self._subscribers: list[asyncio.Queue[NestState | Event]] = []
         self.executed: list[Command] = []
         self.incidents: list[Incident] = []
+        self.missions: list[Mission] = []  # patrol.start/stop/list, kept as the patrol service would
         self.telemetry_served = 0
 
     # --- Controller protocol ----------------------------------------------------------------
@@ -139,6 +146,10 @@ class FakeController:
                     await self._return(n, command)
             yield CommandUpdate(ProgressState.SUCCEEDED, "every drone is home")
             return
+        if command.method in (Method.PATROL_START, Method.PATROL_STOP, Method.PATROL_LIST):
+            for update in self._patrol(command):
+                yield update
+            return
         assert nest_id is not None
         if command.method is Method.MAINTENANCE_SET:
             self._maintenance[nest_id] = bool(getattr(command.args, "on", False))
@@ -164,6 +175,12 @@ class FakeController:
 
     def report_incident(self, incident: Incident) -> None:
         self.incidents.append(incident)
+
+    def publish(self, event: Event) -> None:
+        """An event of the service's automations (patrol, congestion, detection...) to every
+        subscriber, as FleetApiController.publish does."""
+        for queue in self._subscribers:
+            queue.put_nowait(event)
 
     # --- behaviour --------------------------------------------------------------------------
 
@@ -203,6 +220,32 @@ class FakeController:
         self._flight[nest_id] = None
         self._set_phase(nest_id, Phase.CHARGING)
         self._event(nest_id, EventKind.LANDED, "landed in the dock", command.id)
+
+    def _patrol(self, command: Command) -> list[CommandUpdate]:
+        """patrol.start / stop / list, answered at once with the patrol service's result shapes."""
+        args = command.args
+        if isinstance(args, PatrolStartArgs):
+            m = Mission(
+                id=f"patrol-{len(self.missions) + 1}",
+                kind=MissionKind(args.kind),
+                stretch_id=args.stretch_id,
+                state=MissionState.PLANNED,
+                created_unix_s=self.clock(),
+                trigger=f"started by {command.actor_id}",
+                manual=True,
+            )
+            self.missions.append(m)
+            result: dict[str, Any] = {"mission": mission_data(m)}
+        elif isinstance(args, PatrolStopArgs):
+            i = next((i for i, m in enumerate(self.missions) if m.id == args.mission_id), None)
+            if i is None:
+                why = [f"no active mission {args.mission_id!r}"]
+                return [CommandUpdate(ProgressState.FAILED, "patrol.stop refused", ErrorCode.REFUSED, why)]
+            self.missions[i] = replace(self.missions[i], state=MissionState.RETURNING, reason="stopped")
+            result = {"mission": mission_data(self.missions[i])}
+        else:
+            result = {"missions": [mission_data(m) for m in self.missions if m.active]}
+        return [CommandUpdate(ProgressState.ACCEPTED), CommandUpdate(ProgressState.SUCCEEDED, result=result)]
 
     def _set_phase(self, nest_id: int, phase: Phase) -> None:
         self._phase[nest_id] = phase

@@ -60,7 +60,7 @@ async function getJson(path) {
 
 // --- messages ---------------------------------------------------------------------------------
 
-function say(kind, text, reasons = []) {
+function say(kind, text, reasons = [], extra = null) {
   const list = $("messages");
   const item = el("li", { class: kind });
   item.append(el("time", {}, new Date().toLocaleTimeString()), " ", el("span", {}, text));
@@ -69,6 +69,7 @@ function say(kind, text, reasons = []) {
     for (const r of reasons) ul.append(el("li", {}, r));
     item.append(ul);
   }
+  if (extra) item.append(extra); // a snapshot's thumbnail
   list.prepend(item);
   while (list.children.length > 60) list.lastChild.remove();
 }
@@ -136,8 +137,10 @@ function setView(view) {
   const ctm = svg.getScreenCTM();
   ui.unit = ctm && ctm.a > 0 ? 7.5 / ctm.a : Math.max(view.w, view.h) / 120;
   drawZones();
+  drawStretches();
   drawNests();
   drawIncidents();
+  drawFindings();
   drawDrones();
   drawPick();
 }
@@ -419,7 +422,9 @@ function setLink(up) {
 
 function onUpdate(msg) {
   const d = msg.data;
-  if (msg.type === "state") {
+  if (msg.type === "hello") {
+    refreshMissions(); // this page now receives progress: the list comes back as one
+  } else if (msg.type === "state") {
     ui.states.set(d.nest_id, d);
     if (AIRBORNE.has(d.phase) && d.drone.position) addTrackPoint(d.nest_id, d.drone.position);
     renderRow(d);
@@ -433,6 +438,8 @@ function onUpdate(msg) {
     drawDrones();
   } else if (msg.type === "event") {
     onEvent(d);
+  } else if (msg.type === "progress" && onAutomationProgress(d)) {
+    // the patrols panel took it
   } else if (msg.type === "progress" && d.state !== "accepted") { // the reply said accepted
     const text = `${d.method}${d.nest_id ? " #" + d.nest_id : ""}: ${d.state}${d.message ? " — " + d.message : ""}`;
     say(d.error ? "refused" : "info", text, d.error ? [d.error.message, ...d.error.reasons] : []);
@@ -440,6 +447,7 @@ function onUpdate(msg) {
 }
 
 function onEvent(e) {
+  if (onAutomationEvent(e)) return; // road stretches, findings, ground units, patrols (automations.js)
   if (e.kind === "incident_progress" && e.data && e.data.incident_id && typeof e.data.lat === "number") {
     ui.incidents.set(e.data.incident_id, { lat: e.data.lat, lon: e.data.lon, kind: e.data.kind || "incident", state: e.data.state });
     drawIncidents();
@@ -453,7 +461,7 @@ function onEvent(e) {
 
 // --- commands ---------------------------------------------------------------------------------
 
-async function send(method, args = {}, fleet = false) {
+async function send(method, args = {}, fleet = false, quiet = false) {
   const nestId = selectedNest();
   const path = fleet ? "/api/commands" : `/api/nests/${nestId}/commands`;
   const request = { id: newId(), method, args, issued_at: new Date().toISOString(), ttl_s: 30 };
@@ -463,11 +471,12 @@ async function send(method, args = {}, fleet = false) {
   try {
     res = await fetch(path, { method: "POST", headers: authHeaders({ "Content-Type": "application/json" }), body: JSON.stringify(request) });
   } catch (err) {
-    say("refused", `${method} ${where}: not sent (${err})`);
+    if (!quiet) say("refused", `${method} ${where}: not sent (${err})`);
     return null;
   }
   let reply = null;
   try { reply = await res.json(); } catch { /* not JSON: a proxy or auth error */ }
+  if (quiet) return reply; // the caller shows what it needs
   if (reply && reply.ok) {
     say("ok", `${method} ${where}: accepted${reply.result && reply.result.message ? " — " + reply.result.message : ""}`);
   } else if (reply && reply.error) {
@@ -532,7 +541,7 @@ function sendToPoint(method) {
 
 function markAllowed() {
   const allowed = new Set(ui.me.methods);
-  for (const b of document.querySelectorAll("#controls button")) {
+  for (const b of document.querySelectorAll("#side button")) {
     const method = b.dataset.method || (b.dataset.light ? "light.set" : null);
     if (!method) continue;
     b.classList.toggle("not-allowed", !allowed.has(method));
@@ -699,6 +708,7 @@ async function start() {
   drawMap();
   buildTable();
   wireButtons();
+  buildPatrolPanel();
   markAllowed();
   connectUpdates();
 }
