@@ -61,6 +61,21 @@ def _no_delay(client: Client) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def _stop_if_cancelled() -> None:
+    """Raise CancelledError if this task was asked to stop.
+
+    On Python 3.11, ``asyncio.wait_for`` (which aiomqtt's ``publish`` awaits) swallows a
+    cancellation that races with the completion of the future it waits for (CPython gh-86296,
+    fixed in 3.12 by ``asyncio.timeout``): the task carries on with ``cancelling() == 1`` and a loop
+    that publishes would never end, so a TaskGroup waiting for it (and the service's shutdown)
+    would hang. The publishing loops of the session's and the service's child tasks call this
+    after their awaits (not the connection loop's own task: a TaskGroup whose child failed leaves
+    a cancellation count on its parent in 3.11, and the connection loop reconnects after that)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def _payload_bytes(message: Message) -> bytes:
     payload = message.payload
     if isinstance(payload, bytes | bytearray):
@@ -204,6 +219,7 @@ class MqttApi:
                 await self._handle(topic, _payload_bytes(message), retained=message.retain)
             except Exception:  # one bad message (or a bug) must not stop the API; logged
                 log.exception("mqtt.handle_failed", topic=topic)
+            _stop_if_cancelled()
 
     async def _handle(self, topic: str, payload: bytes, *, retained: bool) -> None:
         if isinstance(self.topics.parse(topic, self.nest_ids), Incidents):
@@ -289,6 +305,7 @@ class MqttApi:
                 await self._publish_state(item)
             else:
                 await self._publish_event(item)
+            _stop_if_cancelled()
 
     async def _telemetry_loop(self, client: Client) -> None:
         airborne_s = 1.0 / self.settings.telemetry_airborne_hz
@@ -306,6 +323,7 @@ class MqttApi:
                 if sample is None or self.clock() - sample.at.timestamp() > self.settings.telemetry_max_age_s:
                     continue  # nothing current to say; a stale sample is dropped, not sent late
                 await client.publish(self.topics.nest_telemetry(nest_id), sample.model_dump_json(), qos=0)
+                _stop_if_cancelled()
                 last_sent[nest_id] = now
             await asyncio.sleep(tick_s)
 
