@@ -15,4 +15,4 @@ RUN pip install . \
 
 USER dronectl
 WORKDIR /tmp
-CMD ["dronectl", "up", "--config", "/etc/dronectl/compose.yaml", "--broker", "mqtt://mosquitto:1883"]
+CMD ["dronectl", "up", "--config", "/etc/dronectl/compose.yaml", "--broker", "mqtt://mosquitto:1883", "--users", "/var/lib/dronectl/users"]

@@ -1,5 +1,5 @@
 """What an adapter raises. Vendor exceptions never leave ``adapters/``: each implementation turns
-them into one of these, and the core maps these to ``dronectl.errors``.
+them into one of these, and the core maps these to ``dronectl.domain.errors``.
 
     AdapterError
     ├── LinkLost          the component is not heard (heartbeat watchdog) or the link is closed

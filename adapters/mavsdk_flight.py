@@ -7,30 +7,35 @@ there (see ../shared/px4-reference/NOTES.md): its ``goto_location`` sends DO_REP
 COMMAND_INT in MAV_FRAME_GLOBAL, which PX4 refuses (result 9, reported as UNKNOWN), and its Action
 results fold TEMPORARILY_REJECTED into COMMAND_DENIED and drop PX4's STATUSTEXT reason. Ours sends
 positional commands as COMMAND_INT in MAV_FRAME_GLOBAL_INT, keeps the exact result and the reason,
-and retries, within a bound, what PX4 refuses only while it is still settling.
+and retries, within a bound, what PX4 refuses only while it is still settling. Parameter sets go
+on the same link too (``adapters.mavlink.params``): a MAVSDK param set that never returns cannot
+be cancelled, and one did hang in CI.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 
 import structlog
 from mavsdk.asyncio.plugins.mission import MissionAsync
-from mavsdk.asyncio.plugins.param import ParamAsync
 from mavsdk.asyncio.plugins.telemetry import TelemetryAsync
 from mavsdk.asyncio.system import System
 from mavsdk.plugins.mission import MissionError, MissionPlan
 from mavsdk.plugins.mission import MissionItem as MavsdkMissionItem
 
+from adapters import blocking
 from adapters.errors import CommandRejected, CommandTimeout, LinkLost
 from adapters.mavlink import dronectl_v20 as mav
 from adapters.mavlink.command import CommandAck, RetryPolicy, raise_for
 from adapters.mavlink.ids import AUTOPILOT_COMPID
 from adapters.mavlink.link import ComponentLink
 from adapters.mavlink.mavsdk_bridge import MavsdkBridge
+from adapters.mavlink.message import MAVLinkMessage
+from adapters.mavlink.params import set_param
 from adapters.mavlink.router import Router
 from adapters.protocols import (
     AltitudeReference,
@@ -80,18 +85,33 @@ MISSION_RESULTS = {
 
 
 async def find_system(bridge: MavsdkBridge, system_id: int, timeout_s: float) -> System:
-    """MAVSDK's system for ``system_id``, once MAVSDK has heard its autopilot."""
-    loop = asyncio.get_running_loop()
-    async with asyncio.timeout(timeout_s):
-        while True:
-            systems: list[Any] = await loop.run_in_executor(None, bridge.mavsdk.get_systems)
-            for system in systems:
-                if system.get_system_id() == system_id and system.has_autopilot():
-                    return System(system)
-            await asyncio.sleep(0.2)  # MAVSDK offers no per-id wait; its discovery is this list
+    """MAVSDK's system for ``system_id``, once MAVSDK has heard its autopilot; ``LinkLost`` if it
+    is not heard within ``timeout_s``."""
+
+    def lookup() -> Any:  # MAVSDK's C calls, on the bounded executor
+        for system in bridge.mavsdk.get_systems():
+            if system.get_system_id() == system_id and system.has_autopilot():
+                return system
+        return None
+
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                found = await blocking.call(f"find MAVSDK system {system_id}", lookup, timeout_s=timeout_s)
+                if found is not None:
+                    return System(found)
+                await asyncio.sleep(0.2)  # MAVSDK offers no per-id wait; its discovery is this list
+    except TimeoutError:
+        raise LinkLost(f"autopilot {system_id}", None) from None
 
 
-PARAM_TIMEOUT_S = 5.0
+PARAM_TIMEOUT_S = 5.0  # a parameter set, resent on our link (adapters.mavlink.params)
+# Bounds on MAVSDK's blocking calls (they run on the bounded executor, adapters.blocking).
+PLUGINS_TIMEOUT_S = 5.0  # creating the plugins of a system
+HOME_TIMEOUT_S = 3.0  # MAVSDK's last home position (a cached read)
+MISSION_UPLOAD_TIMEOUT_S = 30.0  # MAVSDK's mission transfer retries within this
+SUBSCRIBE_TIMEOUT_S = 5.0
+UNSUBSCRIBE_TIMEOUT_S = 1.0
 
 
 class MavsdkFlightController:
@@ -101,27 +121,39 @@ class MavsdkFlightController:
         self._telemetry = TelemetryAsync(system)
         # MAVSDK's getter of the last heading (GLOBAL_POSITION_INT.hdg): see position()
         self._heading_now: Callable[[], Any] = self._telemetry._plugin.heading
-        self._param = ParamAsync(system)
         self._mission = MissionAsync(system)
+        # MAVSDK's battery has no failure flag: BATTERY_STATUS read from the link beside it
+        self._battery_failed = False
+        self._unsubscribe: Callable[[], None] = lambda: None  # listening starts on the loop (attach)
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+    def _on_message(self, msg: MAVLinkMessage) -> None:
+        if msg.get_msgId() == mav.MAVLINK_MSG_ID_BATTERY_STATUS:
+            self._battery_failed = (
+                int(msg.charge_state) == mav.MAV_BATTERY_CHARGE_STATE_FAILED or int(msg.fault_bitmask) != 0
+            )
 
     @classmethod
     async def attach(
         cls, router: Router, bridge: MavsdkBridge, system_id: int, timeout_s: float = 10.0
     ) -> MavsdkFlightController:
         link = router.component(system_id, AUTOPILOT_COMPID, f"autopilot {system_id}", PX4_POLICY)
-        return cls(await find_system(bridge, system_id, timeout_s), link)
+        system = await find_system(bridge, system_id, timeout_s)
+        try:  # the plugins' constructors are MAVSDK C calls too
+            controller: MavsdkFlightController = await blocking.call(
+                f"create MAVSDK plugins of {link.name}", cls, system, link, timeout_s=PLUGINS_TIMEOUT_S
+            )
+        except TimeoutError:
+            raise CommandTimeout(f"create the MAVSDK plugins of {link.name}", PLUGINS_TIMEOUT_S, 1) from None
+        controller._unsubscribe = link.subscribe(controller._on_message)
+        return controller
 
     # commands -------------------------------------------------------------------------------------
     async def set_cruise_speed(self, speed_mps: float) -> None:
         """PX4's MPC_XY_CRUISE: the horizontal speed of missions, go-to without a speed, and RTL."""
-        self._link.watchdog.ensure_connected()
-        try:
-            async with asyncio.timeout(PARAM_TIMEOUT_S):
-                await self._param.set_param_float("MPC_XY_CRUISE", float(speed_mps))
-        except TimeoutError:
-            raise CommandTimeout("set MPC_XY_CRUISE", PARAM_TIMEOUT_S, 1) from None
-        except Exception as exc:
-            raise CommandRejected("set MPC_XY_CRUISE", CommandResult.FAILED, str(exc)) from exc
+        await set_param(self._link, "MPC_XY_CRUISE", float(speed_mps), timeout_s=PARAM_TIMEOUT_S)
 
     async def arm(self) -> None:
         await self._settled("arm", lambda: self._long(mav.MAV_CMD_COMPONENT_ARM_DISARM, (1.0,)))
@@ -131,7 +163,7 @@ class MavsdkFlightController:
 
     async def takeoff(self, alt_rel_m: float) -> None:
         # param7 is AMSL for PX4; without it PX4 climbs to MIS_TAKEOFF_ALT only.
-        home = await self._telemetry.home()
+        home = await self._home()
         amsl = float(home.absolute_altitude_m) + alt_rel_m
         params = (NAN, 0.0, 0.0, NAN, NAN, NAN, amsl)
         await self._check(f"take off to {alt_rel_m:g} m", await self._long(mav.MAV_CMD_NAV_TAKEOFF, params))
@@ -169,7 +201,13 @@ class MavsdkFlightController:
         )
         self._link.watchdog.ensure_connected()
         try:
-            await self._mission.upload_mission(plan)
+            await blocking.bounded(
+                f"upload a mission to {self._link.name}",
+                self._mission.upload_mission(plan),
+                MISSION_UPLOAD_TIMEOUT_S,
+            )
+        except TimeoutError:
+            raise CommandTimeout("upload the mission", MISSION_UPLOAD_TIMEOUT_S, 1) from None
         except MissionError as exc:
             raise self._mission_error("upload the mission", exc) from None
 
@@ -210,7 +248,7 @@ class MavsdkFlightController:
         behind, with the next one).
         """
         return _mapped(
-            self._telemetry.subscribe_position(),
+            self._subscribe(self._telemetry._plugin, "position"),
             lambda p: Position(
                 float(p.latitude_deg),
                 float(p.longitude_deg),
@@ -218,31 +256,33 @@ class MavsdkFlightController:
                 float(p.relative_altitude_m),
                 _heading_or_none(self._heading_now().heading_deg),
             ),
+            keep=on_earth,
         )
 
     def battery(self) -> AsyncIterator[Battery]:
         return _mapped(
-            self._telemetry.subscribe_battery(),
-            lambda b: Battery(float(b.remaining_percent), float(b.voltage_v)),
+            self._subscribe(self._telemetry._plugin, "battery"),
+            lambda b: Battery(float(b.remaining_percent), float(b.voltage_v), self._battery_failed),
         )
 
     def flight_mode(self) -> AsyncIterator[FlightMode]:
         return _mapped(
-            self._telemetry.subscribe_flight_mode(), lambda m: FLIGHT_MODES.get(m.name, FlightMode.UNKNOWN)
+            self._subscribe(self._telemetry._plugin, "flight_mode"),
+            lambda m: FLIGHT_MODES.get(m.name, FlightMode.UNKNOWN),
         )
 
     def armed(self) -> AsyncIterator[bool]:
-        return _mapped(self._telemetry.subscribe_armed(), bool)
+        return _mapped(self._subscribe(self._telemetry._plugin, "armed"), bool)
 
     def landed_state(self) -> AsyncIterator[LandedState]:
         return _mapped(
-            self._telemetry.subscribe_landed_state(),
+            self._subscribe(self._telemetry._plugin, "landed_state"),
             lambda s: LandedState[s.name] if s.name in LandedState.__members__ else LandedState.UNKNOWN,
         )
 
     def health(self) -> AsyncIterator[Health]:
         return _mapped(
-            self._telemetry.subscribe_health(),
+            self._subscribe(self._telemetry._plugin, "health"),
             lambda h: Health(
                 bool(h.is_gyrometer_calibration_ok),
                 bool(h.is_accelerometer_calibration_ok),
@@ -256,7 +296,7 @@ class MavsdkFlightController:
 
     def mission_progress(self) -> AsyncIterator[MissionProgress]:
         return _mapped(
-            self._mission.subscribe_mission_progress(),
+            self._subscribe(self._mission._plugin, "mission_progress"),
             lambda p: MissionProgress(int(p.current), int(p.total)),
         )
 
@@ -264,6 +304,41 @@ class MavsdkFlightController:
         return self._link.watchdog.state.updates()
 
     # ------------------------------------------------------------------------------------------------
+    async def _home(self) -> Any:
+        try:
+            return await blocking.bounded(
+                f"read the home of {self._link.name}", self._telemetry.home(), HOME_TIMEOUT_S
+            )
+        except TimeoutError:
+            raise CommandTimeout("read the home position", HOME_TIMEOUT_S, 1) from None
+
+    async def _subscribe(self, plugin: Any, topic: str) -> AsyncIterator[Any]:
+        """MAVSDK's ``subscribe_<topic>`` as MAVSDK's asyncio wrapper does it, with the subscribe
+        and unsubscribe C calls on the bounded executor instead of the loop, each within a bound."""
+        loop = asyncio.get_running_loop()
+        updates: asyncio.Queue[Any] = asyncio.Queue()
+
+        def on_update(data: Any, _user_data: Any) -> None:  # MAVSDK's thread
+            with contextlib.suppress(RuntimeError):  # the loop closed
+                loop.call_soon_threadsafe(updates.put_nowait, data)
+
+        what = f"subscribe to {topic} of {self._link.name}"
+        try:
+            handle = await blocking.call(
+                what, getattr(plugin, f"subscribe_{topic}"), on_update, timeout_s=SUBSCRIBE_TIMEOUT_S
+            )
+        except TimeoutError:
+            raise CommandTimeout(f"subscribe to {topic}", SUBSCRIBE_TIMEOUT_S, 1) from None
+        try:
+            while True:
+                yield await updates.get()
+        finally:
+            unsubscribe = getattr(plugin, f"unsubscribe_{topic}")
+            try:
+                await blocking.call(f"un{what}", unsubscribe, handle, timeout_s=UNSUBSCRIBE_TIMEOUT_S)
+            except (TimeoutError, asyncio.CancelledError):
+                log.warning("adapters.flight.unsubscribe_abandoned", topic=topic, component=self._link.name)
+
     async def _long(self, command: int, params: tuple[float, ...]) -> CommandAck:
         self._link.watchdog.ensure_connected()
         return await self._link.commands.command_long(command, params)
@@ -288,7 +363,7 @@ class MavsdkFlightController:
     async def _amsl(self, target: GeoTarget) -> float:
         if target.reference is AltitudeReference.AMSL:
             return target.altitude_m
-        home = await self._telemetry.home()
+        home = await self._home()
         if math.isnan(home.absolute_altitude_m):
             raise CommandRejected(
                 "fly to a relative altitude", CommandResult.DENIED, "home position not known yet"
@@ -325,6 +400,25 @@ def _heading_or_none(heading_deg: float) -> float | None:
     return value % 360.0 if math.isfinite(value) else None
 
 
-async def _mapped(stream: AsyncIterator[Any], convert: Callable[[Any], T]) -> AsyncIterator[T]:
+def on_earth(position: Position) -> bool:
+    """Whether ``position`` is a place: finite, latitude within ±90°, longitude within ±180°.
+    A GLOBAL_POSITION_INT carries int32s, so garbage or a forged frame can say 214° north; such a
+    position is dropped here (logged) and never reaches the core, whose geometry refuses it."""
+    values = (position.lat_deg, position.lon_deg, position.alt_amsl_m, position.alt_rel_m)
+    ok = (
+        all(math.isfinite(v) for v in values)
+        and -90.0 <= position.lat_deg <= 90.0
+        and -180.0 <= position.lon_deg <= 180.0
+    )
+    if not ok:
+        log.warning("adapters.flight.position_dropped", lat_deg=position.lat_deg, lon_deg=position.lon_deg)
+    return ok
+
+
+async def _mapped(
+    stream: AsyncIterator[Any], convert: Callable[[Any], T], keep: Callable[[T], bool] | None = None
+) -> AsyncIterator[T]:
     async for value in stream:
-        yield convert(value)
+        converted = convert(value)
+        if keep is None or keep(converted):
+            yield converted

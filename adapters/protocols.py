@@ -77,6 +77,18 @@ class LinkState:
     silent_s: float | None  # None: never heard
 
 
+@dataclass(frozen=True)
+class LinkSecurityStatus:
+    """What a nest's MAVLink link accepts (``adapters.mavlink.link_security``)."""
+
+    policy: str  # "required" | "when_provisioned" | "off"
+    provisioned: bool  # we hold a key for the nest
+    signed: bool  # frames are signed and the nest's own frames verify
+    last_verified_s_ago: float | None  # None: no verified frame yet
+    rejected: dict[str, int]  # frames dropped, by reason (unsigned, bad_signature, replay, ...)
+    fault: str | None  # why the nest's own frames are refused, in words; None when they are not
+
+
 # flight ------------------------------------------------------------------------------------------
 class AltitudeReference(enum.Enum):
     AMSL = "amsl"  # metres above mean sea level
@@ -95,6 +107,8 @@ class GeoTarget:
 
 @dataclass(frozen=True)
 class Position:
+    """Implementations deliver only places on Earth (finite, latitude ±90°, longitude ±180°)."""
+
     lat_deg: float
     lon_deg: float
     alt_amsl_m: float
@@ -108,6 +122,9 @@ class Position:
 class Battery:
     remaining_pct: float
     voltage_v: float
+    # the drone says its battery failed (MAVLink BATTERY_STATUS: charge state FAILED or a fault
+    # bit); its remaining_pct is still what it reports, and no longer to be trusted
+    failed: bool = False
 
 
 class FlightMode(enum.Enum):

@@ -36,11 +36,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from dronectl.clock import Clock, ScaledClock, SystemClock  # noqa: E402 - needs ROOT on sys.path first
-from dronectl.config import CityConfig, MavlinkConfig, load_config  # noqa: E402
-from dronectl.geo import destination  # noqa: E402
-from dronectl.nest_state import NestPhase  # noqa: E402
-from dronectl.service import open_service  # noqa: E402
+from dronectl.domain.clock import Clock, ScaledClock, SystemClock  # noqa: E402 - needs ROOT on sys.path first
+from dronectl.domain.config import CityConfig, MavlinkConfig, load_config  # noqa: E402
+from dronectl.domain.geo import destination  # noqa: E402
+from dronectl.domain.nest_state import NestPhase  # noqa: E402
+from dronectl.nest.service import open_service  # noqa: E402
 from sitl.ports import free_tcp_port, free_udp_range  # noqa: E402
 
 TARGET_CPU_PCT = 20.0  # of one core

@@ -4,7 +4,7 @@
 
 Set-up: the simulator (16 nests, ``SimWorld``) in a child process; in this process the real service
 (``open_service``: MAVSDK, pymavlink, the audit store with FULL durability) and the API controller
-with its incident dispatcher (``FleetApiController.report_incident``, as the MQTT API calls it).
+with its incident dispatcher (``FleetOperations.report_incident``, as the MQTT API calls it).
 
 Each sample is an incident of priority 1 a short hop from one of the nests (in turn), so that nest
 is the one the time-to-scene model picks among all 16 nests. Measured from just before
@@ -45,18 +45,19 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from adapters.mavlink import dronectl_v20 as mav  # noqa: E402 - needs ROOT on sys.path first
-from dronectl.api.models import Actor, GroundPoint, Incident, Role  # noqa: E402
-from dronectl.api_controller import FleetApiController  # noqa: E402
+from dronectl.app.compose import compose_operations, incident_dispatcher  # noqa: E402
 from dronectl.audit import Durability  # noqa: E402
-from dronectl.clock import Clock, ScaledClock, SystemClock  # noqa: E402
-from dronectl.config import CityConfig, MavlinkConfig, load_config  # noqa: E402
-from dronectl.errors import DronectlError  # noqa: E402
-from dronectl.geo import destination  # noqa: E402
+from dronectl.domain.clock import Clock, ScaledClock, SystemClock  # noqa: E402
+from dronectl.domain.config import CityConfig, MavlinkConfig, load_config  # noqa: E402
+from dronectl.domain.errors import DronectlError  # noqa: E402
+from dronectl.domain.geo import destination  # noqa: E402
+from dronectl.domain.nest_state import LAUNCHABLE  # noqa: E402
 from dronectl.logging import configure_logging  # noqa: E402
-from dronectl.nest_controller import NestController  # noqa: E402
-from dronectl.nest_state import LAUNCHABLE  # noqa: E402
-from dronectl.service import open_service  # noqa: E402
-from dronectl.supervisor import Backoff  # noqa: E402
+from dronectl.nest.controller import NestController  # noqa: E402
+from dronectl.nest.service import open_service  # noqa: E402
+from dronectl.nest.supervisor import Backoff  # noqa: E402
+from dronectl.operations.fleet_ops import FleetOperations  # noqa: E402
+from dronectl.operations.models import Actor, GroundPoint, Incident, Role  # noqa: E402
 from sitl.ports import free_udp_range  # noqa: E402
 
 TARGET_P99_MS = 250.0
@@ -146,7 +147,7 @@ async def _first_on_link(seen: MpQueue[Any], nest_id: int, after_ns: int, timeou
     raise BenchError(f"no launch command reached nest {nest_id}")
 
 
-async def measure(api: FleetApiController, seen: MpQueue[Any], samples: int) -> dict[str, list[float]]:
+async def measure(api: FleetOperations, seen: MpQueue[Any], samples: int) -> dict[str, list[float]]:
     fleet = api.fleet
     calls: dict[int, int] = {}
     for controller in fleet.controllers.values():
@@ -180,7 +181,7 @@ async def measure(api: FleetApiController, seen: MpQueue[Any], samples: int) -> 
         to_call.append((calls[nest_id] - t0) / 1e6)
         to_link.append((on_link - t0) / 1e6)
         log_sample(n, nest_id, to_call[-1], to_link[-1])
-        api.incidents.cancel(incident.id, "bench")
+        incident_dispatcher(api).cancel(incident.id, "bench")
 
         def started(c: NestController = c) -> bool:
             return c.flight is not None or not c.state.flying
@@ -213,7 +214,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 heartbeat_interval_s=1.0 / args.speed,
                 audit_durability=Durability.FULL,
             ) as fleet:
-                api = FleetApiController(fleet)
+                api = compose_operations(fleet)
                 try:
                     latencies = await measure(api, seen, args.samples)
                 finally:

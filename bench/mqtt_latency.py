@@ -1,12 +1,21 @@
 """Latency from an MQTT command to the MAVLink command on the nest's link, with 16 nests airborne.
 
-    python bench/mqtt_latency.py [--samples 30] [--speed 1] [--broker mqtt://127.0.0.1:1883] [--check]
+    python bench/mqtt_latency.py [--samples 30] [--speed 1] [--broker mqtt://127.0.0.1:1883|shipped] [--check]
 
 Set-up, as in production but on one machine: the simulator (16 nests, ``SimWorld``) in a child
 process; in this process the real service (``open_service``: MAVSDK, pymavlink, the audit store
-with FULL durability) with the MQTT API (``serve_api`` + ``FleetApiController``); and an
+with FULL durability) with the MQTT API (``serve_api`` + ``FleetOperations``); and an
 independent paho-mqtt client as the command center. The broker is the one at ``--broker``
-(Mosquitto at 127.0.0.1:1883 by default) or, when none answers there, the embedded one.
+(Mosquitto at 127.0.0.1:1883 by default) or, when none answers there, the embedded one;
+``--broker shipped`` starts a Mosquitto of its own from docker/mosquitto.conf. Authentication is
+on as in production: a users file is made for the run (the command center is the pilot ``bench``,
+the service logs in with its own account) and commands go to ``.../commands/bench``; the embedded
+and the shipped broker check the passwords and the ACL (a broker that answers anonymously does
+not). ``--tls`` (with ``--broker shipped``) gives that Mosquitto a TLS listener from certificates
+``dronectl certs`` makes for the run, and the service and the command center connect over TLS.
+The broker's own floor is measured in the same run, before the commands: a small QoS 1 message
+from a logged-in client to itself through the broker, one way, over plain TCP and (with ``--tls``)
+over TLS, printed beside the figures; the TLS cost is the difference of the two floors.
 
 The command center launches all 16 drones over MQTT (a short hop from each nest) and waits until
 each is on station. Then every nest gets ``--samples`` commands of each kind, the next after the
@@ -35,21 +44,27 @@ import asyncio
 import contextlib
 import json
 import multiprocessing as mp
+import os
 import queue
 import random
+import shutil
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.queues import Queue as MpQueue
 from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 from typing import Any
+
+from pydantic import SecretStr
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -59,20 +74,28 @@ import paho.mqtt.client as paho  # noqa: E402 - needs ROOT on sys.path first
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 from adapters.mavlink import dronectl_v20 as mav  # noqa: E402
-from dronectl.api.audit_outcomes import AuditOutcomes  # noqa: E402
-from dronectl.api.service import serve_api  # noqa: E402
-from dronectl.api.settings import MqttSettings  # noqa: E402
-from dronectl.api_controller import FleetApiController  # noqa: E402
+from dronectl.app.certs import make_certs  # noqa: E402
+from dronectl.app.compose import compose_operations  # noqa: E402
 from dronectl.audit import Durability  # noqa: E402
-from dronectl.clock import Clock, ScaledClock, SystemClock  # noqa: E402
-from dronectl.config import CityConfig, MavlinkConfig, load_config  # noqa: E402
-from dronectl.geo import GeoPoint, destination  # noqa: E402
+from dronectl.domain.clock import Clock, ScaledClock, SystemClock  # noqa: E402
+from dronectl.domain.config import CityConfig, MavlinkConfig, load_config  # noqa: E402
+from dronectl.domain.geo import GeoPoint, destination  # noqa: E402
+from dronectl.domain.identity import generate_password  # noqa: E402
+from dronectl.domain.roles import Role  # noqa: E402
 from dronectl.logging import configure_logging  # noqa: E402
-from dronectl.service import open_service  # noqa: E402
-from dronectl.supervisor import Backoff  # noqa: E402
+from dronectl.nest.service import open_service  # noqa: E402
+from dronectl.nest.supervisor import Backoff  # noqa: E402
+from dronectl.operations.audit_outcomes import AuditOutcomes  # noqa: E402
+from dronectl.operations.roles import acl_file  # noqa: E402
+from dronectl.operations.users import add_user, bootstrap  # noqa: E402
+from dronectl.transports.mqtt.service import serve_api  # noqa: E402
+from dronectl.transports.mqtt.settings import BrokerAddress, MqttSettings, TlsSettings, redact_url  # noqa: E402
 from sitl.ports import free_udp_range  # noqa: E402
 
 TARGET_P99_MS = 20.0
+USER = "bench"  # the command center's user (a pilot) in the run's users file
+FLOOR_SAMPLES = 200
+SHIPPED_CONF = ROOT / "docker" / "mosquitto.conf"
 HOP_M = 150.0
 HOP_ALT_M = 25.0
 KINDS = {"light.set": mav.MAV_CMD_DRONECTL_LIGHT_SET, "hold": mav.MAV_CMD_DO_SET_MODE}
@@ -114,21 +137,27 @@ def _sim_child(sim_base: int, client_base: int, speed: float, seen: MpQueue[Any]
     async def main() -> None:
         config = bench_config(sim_base, client_base)
         async with SimWorld(make_sites(config), speed=speed) as world:
-            for nest_id, nest in world.nests.items():
-                original = nest.link._dispatch
-
-                def hooked(msg: Any, nest_id: int = nest_id, original: Any = original) -> None:
-                    if msg.get_msgId() in (mav.MAVLINK_MSG_ID_COMMAND_LONG, mav.MAVLINK_MSG_ID_COMMAND_INT):
-                        command = int(msg.command)
-                        if command in WATCHED:
-                            seen.put_nowait((time.monotonic_ns(), nest_id, command, float(msg.param1)))
-                    original(msg)
-
-                nest.link._dispatch = hooked
+            hook_watched(world, seen)
             seen.put_nowait("ready")
             await asyncio.to_thread(stop.wait)
 
     asyncio.run(main())
+
+
+def hook_watched(world: Any, seen: MpQueue[Any]) -> None:
+    """Report every watched command a simulated nest of ``world`` receives on its link, as
+    (monotonic ns, nest, command, param1), the moment its link dispatches it (bench/scale.py too)."""
+    for nest_id, nest in world.nests.items():
+        original = nest.link._dispatch
+
+        def hooked(msg: Any, nest_id: int = nest_id, original: Any = original) -> None:
+            if msg.get_msgId() in (mav.MAVLINK_MSG_ID_COMMAND_LONG, mav.MAVLINK_MSG_ID_COMMAND_INT):
+                command = int(msg.command)
+                if command in WATCHED:
+                    seen.put_nowait((time.monotonic_ns(), nest_id, command, float(msg.param1)))
+            original(msg)
+
+        nest.link._dispatch = hooked
 
 
 # --- the command center, in a child process of its own -----------------------------------------------
@@ -137,20 +166,23 @@ def _sim_child(sim_base: int, client_base: int, speed: float, seen: MpQueue[Any]
 class CommandCenter:
     """paho-mqtt on its own thread; final outcomes collected per command id, phases per nest."""
 
-    def __init__(self, host: str, port: int, root: str) -> None:
+    def __init__(self, host: str, port: int, root: str, password: str, ca: str | None = None) -> None:
         self.root = root
         self.loop = asyncio.get_running_loop()
         self.finals: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.phases: dict[int, str] = {}
         self.online = asyncio.Event()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:8]}")
+        self.client.username_pw_set(USER, password)
+        if ca is not None:
+            self.client.tls_set(ca_certs=ca)
         self.client.on_message = self._on_message
         # a command center that cares about latency turns Nagle off (paho leaves it on)
         self.client.on_socket_open = lambda client, userdata, sock: sock.setsockopt(
             socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
         )
         self.client.connect(host, port, 30)
-        self.client.subscribe(f"{root}/replies/bench/#", qos=1)
+        self.client.subscribe(f"{root}/replies/{USER}/#", qos=1)
         self.client.subscribe(f"{root}/status", qos=1)
         self.client.subscribe(f"{root}/nests/+/state", qos=1)
         self.client.loop_start()
@@ -184,14 +216,13 @@ class CommandCenter:
             "id": command_id,
             "method": method,
             "args": args,
-            "actor": {"id": "bench", "role": "pilot"},
             "issued_at": datetime.now(UTC).isoformat(),
             "ttl_s": 30.0,
-            "reply_to": f"{self.root}/replies/bench/{command_id}",
+            "reply_to": f"{self.root}/replies/{USER}/{command_id}",
         }
         data = json.dumps(body).encode()
         sent_ns = time.monotonic_ns()
-        self.client.publish(f"{self.root}/nests/{nest_id}/commands", data, qos=1)
+        self.client.publish(f"{self.root}/nests/{nest_id}/commands/{USER}", data, qos=1)
         return command_id, sent_ns
 
     async def final(self, command_id: str, timeout_s: float) -> dict[str, Any]:
@@ -208,6 +239,46 @@ class CommandCenter:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+async def broker_floor(
+    host: str, port: int, root: str, login: tuple[str, str], samples: int, ca: str | None = None
+) -> list[float]:
+    """One-way times of small QoS 1 messages from a client to itself through the broker, logged in
+    (the service's account: the only one that may both write and read a topic) with Nagle off."""
+    loop = asyncio.get_running_loop()
+    arrived: asyncio.Queue[int] = asyncio.Queue()
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"floor-{uuid.uuid4().hex[:8]}")
+    client.username_pw_set(*login)
+    if ca is not None:
+        client.tls_set(ca_certs=ca)
+    client.on_socket_open = lambda c, userdata, sock: sock.setsockopt(  # type: ignore[attr-defined]
+        socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
+    )
+
+    def on_message(c: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
+        loop.call_soon_threadsafe(arrived.put_nowait, time.monotonic_ns())
+
+    client.on_message = on_message
+    subscribed = threading.Event()
+    client.on_subscribe = lambda *_: subscribed.set()
+    client.connect(host, port, 30)
+    client.loop_start()
+    try:
+        client.subscribe(f"{root}/floor/#", qos=1)
+        if not await asyncio.to_thread(subscribed.wait, 10.0):
+            raise BenchError("no SUBACK for the broker floor's topic")
+        out: list[float] = []
+        for i in range(samples):
+            sent_ns = time.monotonic_ns()
+            client.publish(f"{root}/floor/{i}", b"{}", qos=1)
+            async with asyncio.timeout(5.0):
+                out.append((await arrived.get() - sent_ns) / 1e6)
+            await asyncio.sleep(0.01)
+        return out
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 @dataclass(frozen=True)
@@ -263,6 +334,10 @@ def _cc_child(
     host: str,
     port: int,
     root: str,
+    password: str,
+    ca: str | None,
+    floor_login: tuple[str, str],
+    floor_ports: list[tuple[str, int, str | None]],
     sim_base: int,
     client_base: int,
     speed: float,
@@ -275,10 +350,14 @@ def _cc_child(
     async def main() -> dict[str, Any]:
         config = bench_config(sim_base, client_base)
         nest_ids = [n.id for n in config.nests]
-        cc = CommandCenter(host, port, root)
+        cc = CommandCenter(host, port, root, password, ca)
         try:
             async with asyncio.timeout(30):
                 await cc.online.wait()
+            floor_ms = {
+                name: await broker_floor(host, floor_port, root, floor_login, FLOOR_SAMPLES, floor_ca)
+                for name, floor_port, floor_ca in floor_ports
+            }
             await cc.wait_phases(nest_ids, {"ready", "charging"}, 90.0)
             launch_s = await _launch_all(cc, config, speed)
             await cc.wait_phases(nest_ids, {"on_station"}, 10.0)
@@ -287,7 +366,12 @@ def _cc_child(
             for kind in KINDS:
                 await asyncio.gather(*(_measure_group(cc, group, kind, samples, sent) for group in groups))
             airborne_after = sum(1 for n in nest_ids if cc.phases.get(n) == "on_station")
-            return {"launch_to_station_s": round(launch_s, 1), "sent": sent, "airborne_after": airborne_after}
+            return {
+                "launch_to_station_s": round(launch_s, 1),
+                "sent": sent,
+                "airborne_after": airborne_after,
+                "floor_ms": floor_ms,
+            }
         finally:
             cc.close()
 
@@ -334,6 +418,8 @@ def _watch_our_sends() -> None:
     so the figures split into the service's part and the simulator's time to take the datagram."""
     from adapters.mavlink.endpoint import NestEndpoint
 
+    if getattr(NestEndpoint.send_frame, "bench_watched", False):  # once per process (bench/scale.py)
+        return
     parser = mav.MAVLink(None)
     original = NestEndpoint.send_frame
 
@@ -347,6 +433,7 @@ def _watch_our_sends() -> None:
                     sent_on_link.append((t_ns, self.nest_system_id, int(command), float(msg.param1)))
         return ok
 
+    send_frame.bench_watched = True  # type: ignore[attr-defined]
     NestEndpoint.send_frame = send_frame  # type: ignore[method-assign]
 
 
@@ -361,8 +448,16 @@ async def _watch_loop_lag(out: list[float], period_s: float = 0.01) -> None:
 
 @contextlib.asynccontextmanager
 async def service(
-    config: CityConfig, speed: float, settings: MqttSettings, audit_dir: Path, durability: Durability
+    config: CityConfig,
+    speed: float,
+    settings: MqttSettings,
+    audit_dir: Path,
+    durability: Durability,
+    users_file: Path,
+    watch_sends: bool = True,
 ) -> AsyncIterator[None]:
+    """``watch_sends``: time each watched command at our socket too (a wrapper on every frame sent;
+    bench/scale.py leaves it off: at 256 nests it costs the service a few % of a core)."""
     clock: Clock = SystemClock() if speed == 1.0 else ScaledClock(speed)
     async with open_service(
         config,
@@ -372,12 +467,14 @@ async def service(
         heartbeat_interval_s=1.0 / speed,
         audit_durability=durability,
     ) as fleet:
-        controller = FleetApiController(fleet)
+        controller = compose_operations(fleet)
         api = asyncio.create_task(
-            serve_api(settings, controller, outcomes=AuditOutcomes(fleet.audit)), name="api"
+            serve_api(settings, controller, outcomes=AuditOutcomes(fleet.audit), users_file=users_file),
+            name="api",
         )
         lag = asyncio.create_task(_watch_loop_lag(loop_lag_ms), name="loop_lag")
-        _watch_our_sends()
+        if watch_sends:
+            _watch_our_sends()
         try:
             yield
         finally:
@@ -409,16 +506,115 @@ def _figures(sent: list[Sent], observations: Observations, kind: str) -> dict[st
     }
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def shipped_mosquitto(users_file: Path, root: str, tmp: Path, tls: bool) -> Iterator[tuple[int, int | None]]:
+    """A Mosquitto of our own from docker/mosquitto.conf (passwords and ACL on), on a free port;
+    with ``tls`` a TLS listener too, from certificates ``dronectl certs`` makes in ``tmp``."""
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    port = _free_port()
+    tls_port = _free_port() if tls else None
+    lines = []
+    for line in SHIPPED_CONF.read_text(encoding="utf-8").splitlines():
+        key = line.split(" ", 1)[0]
+        if key == "listener":
+            break
+        lines.append(
+            {"password_file": f"password_file {users_file}", "acl_file": f"acl_file {tmp / 'acl'}"}.get(
+                key, line
+            )
+        )
+    if os.geteuid() == 0:
+        lines.append("user root")  # else it becomes "mosquitto", who cannot read the 0600 users file
+    lines.append(f"listener {port} 127.0.0.1")
+    if tls_port is not None:
+        files = make_certs(tmp / "tls", [])
+        lines += [f"listener {tls_port} 127.0.0.1", f"cafile {files['ca.pem']}"]
+        lines += [f"certfile {files['server.pem']}", f"keyfile {files['server.key']}"]
+    (tmp / "acl").write_text(acl_file(root), encoding="utf-8")
+    (tmp / "mosquitto.conf").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    process = subprocess.Popen([binary, "-c", str(tmp / "mosquitto.conf")], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not all(_listening("127.0.0.1", p) for p in (port, tls_port) if p is not None):
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise BenchError("the shipped Mosquitto did not start")
+            time.sleep(0.02)
+        yield port, tls_port
+    finally:
+        process.kill()
+        process.wait(10)
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        return await _run(args, Path(tmp))
+
+
+async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     sim_base, client_base = free_udp_range(20), free_udp_range(20)
     config = bench_config(sim_base, client_base)
-    address = MqttSettings(broker=args.broker).address()
-    if _listening(address.host, address.port):
-        settings = MqttSettings(broker=args.broker, root=f"bench-{uuid.uuid4().hex[:8]}/dronectl/v1")
-        broker = f"{args.broker}"
+    root = f"bench-{uuid.uuid4().hex[:8]}/dronectl/v1"
+    users_file = tmp / "users"
+    password = generate_password()
+    add_user(users_file, USER, Role.PILOT, password)
+    account = bootstrap(users_file)
+    service_user, service_password = account.service_user, SecretStr(account.service_password)
+    stack = contextlib.ExitStack()
+    floors: list[tuple[str, int, str | None]] = []
+    ca: str | None = None
+    if args.broker == "shipped":
+        port, tls_port = stack.enter_context(shipped_mosquitto(users_file, root, tmp, args.tls))
+        floors.append(("plain", port, None))
+        url = f"mqtt://127.0.0.1:{port}"
+        tls = None
+        broker = f"Mosquitto from docker/mosquitto.conf on port {port} (passwords and ACL on)"
+        if tls_port is not None:
+            ca = str(tmp / "tls" / "ca.pem")
+            floors.append(("tls", tls_port, ca))
+            url, tls = f"mqtts://127.0.0.1:{tls_port}", TlsSettings(ca_file=Path(ca))
+            broker = f"Mosquitto from docker/mosquitto.conf, TLS on port {tls_port} (passwords and ACL on)"
+        address = MqttSettings(broker=url).address()
+        settings = MqttSettings(
+            broker=url, tls=tls, root=root, username=service_user, password=service_password
+        )
+    elif args.tls:
+        raise BenchError("--tls needs --broker shipped (a Mosquitto of the bench's own, with a TLS listener)")
     else:
-        settings = MqttSettings(embedded_port=address.port, root=f"bench-{uuid.uuid4().hex[:8]}/dronectl/v1")
-        broker = f"embedded on port {address.port}"
+        address = MqttSettings(broker=args.broker).address()
+        if _listening(address.host, address.port):
+            settings = MqttSettings(
+                broker=args.broker, root=root, username=service_user, password=service_password
+            )
+            broker = f"{redact_url(args.broker)} (authentication as that broker is configured)"
+        else:
+            settings = MqttSettings(
+                embedded_port=address.port, root=root, username=service_user, password=service_password
+            )
+            broker = f"embedded on port {address.port} (passwords and ACL on)"
+    if not floors:
+        floors.append(("plain", address.port, None))
+    with stack:
+        where = (settings, address, broker, ca, floors)
+        return await _measure(args, config, sim_base, client_base, where, users_file, password, tmp)
+
+
+async def _measure(
+    args: argparse.Namespace,
+    config: CityConfig,
+    sim_base: int,
+    client_base: int,
+    where: tuple[MqttSettings, BrokerAddress, str, str | None, list[tuple[str, int, str | None]]],
+    users_file: Path,
+    password: str,
+    tmp: Path,
+) -> dict[str, Any]:
+    settings, address, broker, ca, floors = where
     ctx = mp.get_context("spawn")
     seen: MpQueue[Any] = ctx.Queue()
     results: MpQueue[Any] = ctx.Queue()
@@ -430,27 +626,31 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         first = await asyncio.to_thread(seen.get, True, 60.0)
         if first != "ready":
             raise BenchError(f"simulator said {first!r}")
-        with tempfile.TemporaryDirectory() as tmp:
-            async with service(config, args.speed, settings, Path(tmp), Durability(args.audit_durability)):
-                cc = ctx.Process(
-                    target=_cc_child,
-                    args=(
-                        address.host,
-                        address.port,
-                        settings.root,
-                        sim_base,
-                        client_base,
-                        args.speed,
-                        args.samples,
-                        args.concurrency,
-                        results,
-                    ),
-                    daemon=True,
-                )
-                cc.start()
-                outcome = await asyncio.to_thread(results.get, True, 1800.0)
-                if isinstance(outcome, BaseException):
-                    raise outcome
+        durability = Durability(args.audit_durability)
+        async with service(config, args.speed, settings, tmp, durability, users_file):
+            cc = ctx.Process(
+                target=_cc_child,
+                args=(
+                    address.host,
+                    address.port,
+                    settings.root,
+                    password,
+                    ca,
+                    (settings.username, settings.password.get_secret_value() if settings.password else ""),
+                    floors,
+                    sim_base,
+                    client_base,
+                    args.speed,
+                    args.samples,
+                    args.concurrency,
+                    results,
+                ),
+                daemon=True,
+            )
+            cc.start()
+            outcome = await asyncio.to_thread(results.get, True, 1800.0)
+            if isinstance(outcome, BaseException):
+                raise outcome
         observations = Observations(seen)
         observations.drain()
         sent: list[Sent] = outcome["sent"]
@@ -461,6 +661,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "speed": args.speed,
             "broker": broker,
         }
+        for name, floor in outcome["floor_ms"].items():
+            figures[f"broker_floor_{name}"] = {
+                "samples": len(floor),
+                "p50_ms": round(statistics.median(floor), 2),
+                "p99_ms": round(percentile(floor, 99), 2),
+            }
         for kind in KINDS:
             figures[kind] = _figures(sent, observations, kind)
         ours = Observations(seen)
@@ -489,7 +695,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=30, help="commands of each kind per nest")
     parser.add_argument("--speed", type=float, default=1.0, help="simulator speed factor (1: PX4 rates)")
     parser.add_argument(
-        "--broker", default="mqtt://127.0.0.1:1883", help="embedded on this port if none answers"
+        "--broker",
+        default="mqtt://127.0.0.1:1883",
+        help="embedded on this port if none answers; 'shipped': a Mosquitto from docker/mosquitto.conf",
     )
     parser.add_argument(
         "--switch-interval-ms",
@@ -511,6 +719,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="1..16",
         help="nests commanded at the same time (1: one command in flight, as a pilot or dispatcher"
         " sends them; 16: every nest at once, a stress test)",
+    )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="with --broker shipped: the service and the command center over TLS (the floor both ways)",
     )
     parser.add_argument("--check", action="store_true", help=f"exit 1 unless each p99 < {TARGET_P99_MS:g} ms")
     args = parser.parse_args(argv)
@@ -542,6 +755,15 @@ def main(argv: list[str] | None = None) -> int:
         out.write(
             f"MQTT {kind:9s} -> handed to the nest's socket here: p50 {f['p50_ms']:.2f} ms  "
             f"p95 {f['p95_ms']:.2f} ms  p99 {f['p99_ms']:.2f} ms  max {f['max_ms']:.2f} ms\n"
+        )
+    for name in ("plain", "tls"):
+        floor = figures.get(f"broker_floor_{name}")
+        if floor is None:
+            continue
+        out.write(
+            f"broker floor over {'TLS' if name == 'tls' else 'plain TCP'} "
+            "(a QoS 1 message to ourselves through the broker, one way): "
+            f"p50 {floor['p50_ms']:.2f} ms  p99 {floor['p99_ms']:.2f} ms ({floor['samples']} samples)\n"
         )
     lag = figures.get("service_loop_lag")
     if lag is not None:

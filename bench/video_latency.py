@@ -46,12 +46,12 @@ if str(ROOT) not in sys.path:
 
 import psutil  # noqa: E402
 
-from dronectl.api.models import Actor, Role  # noqa: E402
-from dronectl.clock import Clock, ScaledClock, SystemClock  # noqa: E402
-from dronectl.config import CityConfig, MavlinkConfig, load_config  # noqa: E402
-from dronectl.geo import destination  # noqa: E402
+from dronectl.domain.clock import Clock, ScaledClock, SystemClock  # noqa: E402
+from dronectl.domain.config import CityConfig, MavlinkConfig, load_config  # noqa: E402
+from dronectl.domain.geo import destination  # noqa: E402
+from dronectl.domain.nest_state import AIRBORNE  # noqa: E402
 from dronectl.logging import configure_logging  # noqa: E402
-from dronectl.nest_state import AIRBORNE  # noqa: E402
+from dronectl.operations.models import Actor, Role  # noqa: E402
 from sitl.ports import free_tcp_port, free_udp_range  # noqa: E402
 
 TARGET_P95_MS = 150.0
@@ -174,8 +174,9 @@ def _pct(values: list[float], q: float) -> float:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from aiohttp import web
 
-    from dronectl.service import open_service
-    from dronectl.video import add_video_routes, open_video
+    from dronectl.nest.service import open_service
+    from dronectl.transports.whep import add_video_routes
+    from dronectl.video import open_video
 
     counts = sorted({int(k) for k in args.streams.split(",")})
     nest_count = max(counts)

@@ -37,11 +37,11 @@ if str(ROOT) not in sys.path:
 import psutil  # noqa: E402
 from aiohttp import web  # noqa: E402
 
-from dronectl.api.models import Actor, Role  # noqa: E402
-from dronectl.clock import Clock, ScaledClock, SystemClock  # noqa: E402
-from dronectl.config import CityConfig, MavlinkConfig, load_config  # noqa: E402
-from dronectl.geo import destination  # noqa: E402
-from dronectl.nest_state import AIRBORNE  # noqa: E402
+from dronectl.domain.clock import Clock, ScaledClock, SystemClock  # noqa: E402
+from dronectl.domain.config import CityConfig, MavlinkConfig, load_config  # noqa: E402
+from dronectl.domain.geo import destination  # noqa: E402
+from dronectl.domain.nest_state import AIRBORNE  # noqa: E402
+from dronectl.operations.models import Actor, Role  # noqa: E402
 from sitl.ports import free_tcp_port, free_udp_range  # noqa: E402
 
 WARM_UP_S = 4.0
@@ -56,7 +56,7 @@ class BenchError(Exception):
 @dataclass
 class Rig:
     base_url: str
-    fleet: Any  # dronectl.fleet.Fleet
+    fleet: Any  # dronectl.nest.fleet.Fleet
     hub: Any  # dronectl.video.VideoHub
     nest_ids: list[int]
     service: psutil.Process
@@ -87,8 +87,9 @@ async def video_rig(
     sim_args: Sequence[str] = (),
     routes: Callable[[web.Application], None] | None = None,
 ) -> AsyncIterator[Rig]:
-    from dronectl.service import open_service
-    from dronectl.video import add_video_routes, open_video
+    from dronectl.nest.service import open_service
+    from dronectl.transports.whep import add_video_routes
+    from dronectl.video import open_video
 
     workdir = Path(tempfile.mkdtemp(prefix="video-bench-"))
     sim_base = free_udp_range(120)

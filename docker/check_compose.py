@@ -91,7 +91,7 @@ def _config_problems(compose_cfg: dict[str, Any], city_cfg: dict[str, Any]) -> l
 
 def _loader_problems(path: Path) -> list[str]:
     try:
-        from dronectl.config import ConfigError, load_config
+        from dronectl.domain.config import ConfigError, load_config
     except ImportError:
         return []  # not installed here (CI runs this before the virtualenv); the YAML checks still ran
     try:

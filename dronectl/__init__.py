@@ -1,3 +1,8 @@
 """dronectl: control service for a city police force's fleet of drone docks ("eagle nests")."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("dronectl")  # pyproject.toml's version: one source
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"

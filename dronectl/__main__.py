@@ -1,3 +1,3 @@
-from dronectl.cli import main
+from dronectl.app.cli import main
 
 raise SystemExit(main())

@@ -1,7 +1,7 @@
 """``python -m sitl``: run simulated nests, or talk to a running simulator's control port.
 
 python -m sitl --nests 16 [--speed 10] [--config FILE] [--camera-size 1280x720] [--camera-fps 30]
-    [--camera-replay]
+    [--camera-replay] [--state-dir var/sitl] [--shards K]
 python -m sitl fault 3 link_loss --duration 10
 python -m sitl weather 3 wind_speed_mps=14 precipitation=2
 python -m sitl records 3 [--kind speaker.]
@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import structlog
 
-from dronectl.config import ConfigError, load_config
+from dronectl.domain.config import ConfigError, load_config
 from dronectl.logging import configure_logging
 from sitl.camera.stream import stream_settings
 from sitl.control import DEFAULT_CONTROL_PORT, ControlServer, request
 from sitl.environment import FaultKind
+from sitl.shards import ShardedSimulator, parse_shard, shard_ids
 from sitl.world import SimWorld, make_sites, weather_from_config
 
 log = structlog.get_logger("sitl")
@@ -67,6 +70,11 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sim-port-base", type=int, default=None, help="nest N binds BASE+N")
     parser.add_argument("--client-port-base", type=int, default=None, help="nest N pushes to BASE+N")
     parser.add_argument("--host", default=None, help="address the nests bind and push to")
+    parser.add_argument(
+        "--state-dir",
+        default=None,
+        help="what survives a restart (each nest's MAVLink signing key); default: kept in memory",
+    )
     parser.add_argument("--camera-size", default="1280x720", help="video WIDTHxHEIGHT (default 1280x720)")
     parser.add_argument("--camera-fps", type=int, default=30, help="video frames per second (default 30)")
     parser.add_argument(
@@ -74,17 +82,123 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="send a pre-encoded H.264 loop instead of rendering live (benchmarks of many streams)",
     )
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=1,
+        help="run the nests in K processes (sitl.shards), this one in front: same lines, same control port",
+    )
+    parser.add_argument("--shard", default=None, help=argparse.SUPPRESS)  # I/K: one shard's child
+    parser.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="stop when standard input closes: the parent (dronectl up) holds its other end, so the "
+        "simulator never outlives it, even after a kill -9",
+    )
+
+
+class _ParentWatch(asyncio.Protocol):
+    """Standard input as a pipe from the parent: its end closes when the parent dies, however."""
+
+    def __init__(self, stop: asyncio.Event) -> None:
+        self._stop = stop
+
+    def data_received(self, data: bytes) -> None:  # the parent writes nothing; ignore if it does
+        pass
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        log.info("sitl.parent_gone")
+        self._stop.set()
+
+
+def _in_use_hint(exc: OSError) -> str:
+    return (
+        f"{exc}: a port the simulator needs is taken, most likely by a simulator left from an earlier "
+        "run (look for 'python -m sitl' processes: `pgrep -af \"python -m sitl\"`), or pick other "
+        "ports (--sim-port-base, --client-port-base, --control-port)"
+    )
+
+
+def _child_args(args: argparse.Namespace) -> list[str]:
+    """The run arguments a shard gets: everything but the sharding and the control port."""
+    out = ["--speed", repr(args.speed), "--camera-size", args.camera_size]
+    out += ["--camera-fps", str(args.camera_fps)]
+    for flag, value in (
+        ("--nests", args.nests),
+        ("--config", args.config),
+        ("--sim-port-base", args.sim_port_base),
+        ("--client-port-base", args.client_port_base),
+        ("--host", args.host),
+        ("--state-dir", args.state_dir),
+    ):
+        if value is not None:
+            out += [flag, str(value)]
+    if args.camera_replay:
+        out.append("--camera-replay")
+    return out
+
+
+async def run_sharded(args: argparse.Namespace) -> int:
+    """``--shards K``: K children run the nests, this process relays and routes (sitl.shards)."""
+    sharded = ShardedSimulator(_child_args(args), args.shards, port=args.control_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if args.exit_with_parent:
+        await loop.connect_read_pipe(lambda: _ParentWatch(stop), sys.stdin)
+    try:
+        await sharded.start()
+        relay = asyncio.create_task(sharded.relay(), name="sitl.shards.relay")
+        waiter = asyncio.create_task(stop.wait(), name="sitl.stop")
+        await asyncio.wait({relay, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if relay.done():
+            return relay.result()
+        relay.cancel()
+        return 0
+    except (RuntimeError, TimeoutError) as exc:
+        log.error("sitl.shards.failed", error=str(exc) or "a shard did not start in time")
+        return 1
+    finally:
+        await sharded.stop()
+        log.info("sitl.stopped", shards=args.shards)
 
 
 async def run(args: argparse.Namespace) -> int:
+    if args.shards < 1:
+        sys.stderr.write("--shards must be at least 1\n")
+        return 2
+    if args.shards > 1 and args.shard is None:
+        return await run_sharded(args)
     try:
         config = load_config(args.config)
-        sites = make_sites(config, args.nests, None, args.sim_port_base, args.client_port_base, args.host)
+        nest_ids = None
+        if args.shard is not None:
+            index, count = parse_shard(args.shard)
+            every = [n.id for n in config.nests]
+            if args.nests is not None:
+                if not 1 <= args.nests <= len(every):
+                    raise ValueError(f"--nests must be between 1 and {len(every)}")
+                every = every[: args.nests]
+            nest_ids = shard_ids(every, index, count)
+        sites = make_sites(
+            config,
+            args.nests if nest_ids is None else None,
+            nest_ids,
+            args.sim_port_base,
+            args.client_port_base,
+            args.host,
+        )
         camera = stream_settings(args.camera_size, args.camera_fps, replay=args.camera_replay)
     except (ConfigError, ValueError) as exc:
         sys.stderr.write(f"{exc}\n")
         return 2
-    world = SimWorld(sites, speed=args.speed, weather=weather_from_config(config))
+    state_dir = Path(args.state_dir) if args.state_dir else None
+    world = SimWorld(sites, speed=args.speed, weather=weather_from_config(config), state_dir=state_dir)
     for nest in world.nests.values():
         nest.camera.settings = camera
     control = ControlServer(world, port=args.control_port)
@@ -92,8 +206,22 @@ async def run(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if args.exit_with_parent:
+        await loop.connect_read_pipe(lambda: _ParentWatch(stop), sys.stdin)
+    try:
+        return await _serve(world, control, stop, announce_port=args.shard is not None)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        log.error("sitl.port_in_use", error=_in_use_hint(exc))
+        return 1
+
+
+async def _serve(world: SimWorld, control: ControlServer, stop: asyncio.Event, announce_port: bool) -> int:
     async with world:
         await control.start()
+        if announce_port:  # a shard: its parent routes control requests here (sitl.shards)
+            sys.stdout.write(json.dumps({"control_port": control.port}) + "\n")
         for nest_id in world.nests:
             sys.stdout.write(json.dumps(world.describe(nest_id), ensure_ascii=False) + "\n")
         sys.stdout.flush()

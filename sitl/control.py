@@ -6,6 +6,8 @@ A TCP server on 127.0.0.1 speaking JSON lines, one request per line, one reply p
     {"op": "weather", "nest": 3, "wind_speed_mps": 14}        (nest "all" for every nest)
     {"op": "records", "nest": 3, "kind": "speaker."}
     {"op": "state", "nest": 3}
+    {"op": "commands", "nest": 3}     the commands the nest received (COMMAND_LONG/INT, SET_MODE,
+                                      mission and parameter writes), each with the peer it came from
     {"op": "nests"}
 
 Replies are ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``. ``python -m sitl fault``,
@@ -66,6 +68,8 @@ def nest_state(world: SimWorld, nest_id: int) -> dict[str, Any]:
             k: (v.name.lower() if hasattr(v, "name") else v) for k, v in vars(nest.ctx.weather).items()
         },
         "faults": asdict(nest.ctx.faults),
+        # MAVLink signing as PX4 does it: whether a key is set, and what the nest refused
+        "signing": {"enabled": nest.link.signing.enabled, "rejected": dict(nest.link.signing.rejected)},
     }
 
 
@@ -105,7 +109,10 @@ def handle(world: SimWorld, request: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "records": records}
     if op == "state":
         return {"ok": True, "state": [nest_state(world, n) for n in _nest_ids(world, request.get("nest"))]}
-    raise ControlError(f"unknown op {op!r}; one of: nests, fault, weather, records, state")
+    if op == "commands":
+        [nest_id] = _nest_ids(world, request.get("nest"))
+        return {"ok": True, "commands": [asdict(c) for c in world.nest(nest_id).link.heard]}
+    raise ControlError(f"unknown op {op!r}; one of: nests, fault, weather, records, state, commands")
 
 
 class ControlServer:
@@ -117,6 +124,7 @@ class ControlServer:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._client, self.host, self.port, limit=MAX_LINE_BYTES)
+        self.port = self._server.sockets[0].getsockname()[1]  # port 0: the one the system chose
         log.info("sitl.control.listening", host=self.host, port=self.port)
 
     async def stop(self) -> None:

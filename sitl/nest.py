@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 
 from adapters.mavlink import dronectl_v20 as mav
 from sitl.autopilot.px4 import Px4Autopilot
@@ -30,6 +31,7 @@ from sitl.dock import SimDock
 from sitl.environment import FaultKind, Faults, GeoPoint, LocalFrame, NestContext, Weather
 from sitl.link import Address, NestLink
 from sitl.payload import SimPayload
+from sitl.signing import SimSigning, key_path
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,15 @@ class NestSite:
 
 class SimNest:
     def __init__(
-        self, site: NestSite, clock: SimClock, weather: Weather | None = None, scene: SceneState | None = None
+        self,
+        site: NestSite,
+        clock: SimClock,
+        weather: Weather | None = None,
+        scene: SceneState | None = None,
+        state_dir: Path | None = None,
     ) -> None:
+        """``state_dir``: where the nest keeps what survives a restart (its signing key); None
+        keeps it in memory only."""
         self.site = site
         self.clock = clock
         self.ctx = NestContext(
@@ -60,7 +69,10 @@ class SimNest:
             faults=Faults(),
             recorder=Recorder(),
         )
-        self.link = NestLink(site.system_id, clock, self.ctx.faults, site.remote, self._dispatch)
+        signing = SimSigning(site.system_id, key_path(state_dir, site.nest_id) if state_dir else None)
+        self.link = NestLink(
+            site.system_id, clock, self.ctx.faults, site.remote, self._dispatch, signing=signing
+        )
         sysid = site.system_id
         self.autopilot = Px4Autopilot(
             self.ctx, Outbox(sysid, AUTOPILOT_COMPID, self.link.transmit), dock=self

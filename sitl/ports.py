@@ -26,7 +26,10 @@ def free_udp_range(span: int, exclude: set[int] | None = None, host: str = "127.
     """A base B such that UDP ports B..B+span are free (nest N then uses B+N)."""
     rng = random.Random()
     for _ in range(300):
-        base = rng.randrange(20000, 60000, 50)
+        # below Linux's ephemeral range (32768-60999): a port found free there can be handed to any
+        # process's next outgoing socket before the simulator binds it. 908 bases, 25 apart (spans
+        # of up to 20 never overlap): a whole test session hands out a few hundred and never reuses one
+        base = rng.randrange(10000, 32700, 25)
         if exclude is not None and base in exclude:
             continue
         if udp_range_free(base, span, host):

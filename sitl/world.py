@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable
+from pathlib import Path
 from types import TracebackType
 
 import structlog
 
-from dronectl.config import CityConfig, load_config
+from dronectl.domain.config import CityConfig, load_config
 from sitl.camera import SceneState
 from sitl.clock import SimClock
 from sitl.environment import GeoPoint, Precipitation, Weather
@@ -78,12 +79,21 @@ def weather_from_config(config: CityConfig) -> Weather:
 class SimWorld:
     """Runs nests until closed. ``async with SimWorld(sites) as world: ...``"""
 
-    def __init__(self, sites: list[NestSite], speed: float = 1.0, weather: Weather | None = None) -> None:
+    def __init__(
+        self,
+        sites: list[NestSite],
+        speed: float = 1.0,
+        weather: Weather | None = None,
+        state_dir: Path | None = None,
+    ) -> None:
         self.clock = SimClock(speed)
         base = weather or Weather()
         self.scene = SceneState()  # one city for every camera: an incident is seen from any drone
         self.nests: dict[int, SimNest] = {
-            site.nest_id: SimNest(site, self.clock, Weather(**vars(base)), scene=self.scene) for site in sites
+            site.nest_id: SimNest(
+                site, self.clock, Weather(**vars(base)), scene=self.scene, state_dir=state_dir
+            )
+            for site in sites
         }
         self._task: asyncio.Task[None] | None = None
         self.ticks = 0
@@ -98,12 +108,12 @@ class SimWorld:
         """URL for MAVSDK's ``add_any_connection``: listen where the nest pushes."""
         remote = self.nest(nest_id).site.remote
         assert remote is not None
-        return f"udpin://0.0.0.0:{remote[1]}"
+        return f"udpin://{remote[0]}:{remote[1]}"
 
     def pymavlink_url(self, nest_id: int) -> str:
         remote = self.nest(nest_id).site.remote
         assert remote is not None
-        return f"udpin:0.0.0.0:{remote[1]}"
+        return f"udpin:{remote[0]}:{remote[1]}"
 
     def describe(self, nest_id: int) -> dict[str, object]:
         """The JSON line ``python -m sitl`` prints for a nest."""

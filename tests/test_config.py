@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dronectl.config import ConfigError, default_config_path, load_config, main, parse_config
+from dronectl.domain.config import ConfigError, default_config_path, load_config, main, parse_config
 
 GOOD = default_config_path().read_text(encoding="utf-8")
 
@@ -18,7 +18,7 @@ def test_shipped_config_has_16_nests_in_changchun() -> None:
     assert len({n.mav_system_id for n in config.nests}) == 16
     for nest in config.nests:
         assert 43.7 < nest.lat < 44.1 and 125.1 < nest.lon < 125.6, nest.name
-    assert config.mavlink_url(config.nest(7)) == "udpin://0.0.0.0:14547"
+    assert config.mavlink_url(config.nest(7)) == "udpin://127.0.0.1:14547"  # bound to loopback
 
 
 def _error(text: str) -> ConfigError:

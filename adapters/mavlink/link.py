@@ -53,6 +53,8 @@ class ComponentLink:
         """Called by the router for every message from this component."""
         if msg.get_msgId() == mav.MAVLINK_MSG_ID_HEARTBEAT:
             self.watchdog.beat()
+        else:
+            self.watchdog.heard()
         self.commands.handle(msg)
         for handler in list(self._handlers):
             handler(msg)

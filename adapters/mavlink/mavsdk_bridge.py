@@ -1,10 +1,11 @@
-"""The one in-process MAVSDK serving every nest, fed through its ``raw://`` connection.
+"""The in-process MAVSDK serving the nests of one MAVLink network, fed through its ``raw://``
+connection.
 
 MAVSDK opens no socket: the router passes it each frame a nest's autopilot sends
 (``pass_received_raw_bytes``) and MAVSDK hands back, on a thread of its own, each frame it wants
 sent (``subscribe_raw_bytes_to_be_sent``); those are moved onto the event loop and routed to the
-nest they are addressed to. MAVSDK tells the nests apart by their MAVLink system ids, which the
-city config keeps unique.
+nest they are addressed to. MAVSDK tells the nests apart by their MAVLink system ids only: those
+are unique on one network (``adapters.fleet`` runs a bridge per network beyond 254 nests).
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from typing import Any
 import structlog
 from mavsdk import ComponentType, Configuration, ConnectionResult, LogLevel, Mavsdk, log_subscribe
 
+from adapters import blocking
+
 log = structlog.get_logger(__name__)
 mavsdk_log = structlog.get_logger("mavsdk")
 
+DESTROY_TIMEOUT_S = 2.0
 _LEVELS = {LogLevel.DEBUG: "debug", LogLevel.INFO: "info", LogLevel.WARN: "warning", LogLevel.ERROR: "error"}
 
 
@@ -64,6 +68,17 @@ class MavsdkBridge:
             return
         self._closed = True
         self.mavsdk.destroy()
+
+    async def aclose(self, timeout_s: float = DESTROY_TIMEOUT_S) -> None:
+        """Destroy MAVSDK on the bounded executor: a destroy held up by a call that never returns
+        (its vehicle gone) is logged and left to its thread instead of blocking the loop."""
+        if self._closed:
+            return
+        self._closed = True  # no more frames for MAVSDK from now on
+        try:
+            await blocking.call("destroy MAVSDK", self.mavsdk.destroy, timeout_s=timeout_s)
+        except TimeoutError:
+            log.warning("adapters.mavsdk.destroy_abandoned", timeout_s=timeout_s)
 
     def _on_bytes_to_send(self, data: bytes) -> None:
         # MAVSDK's thread (or the loop's, when a received frame makes it answer at once).

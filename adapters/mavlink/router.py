@@ -17,20 +17,28 @@ opens each nest's port once, here, and routes:
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol
 
 import structlog
 
+from adapters.mavlink import dronectl_v20 as mav
+from adapters.mavlink import loop_lag
 from adapters.mavlink.command import RetryPolicy
 from adapters.mavlink.endpoint import Address, NestEndpoint
-from adapters.mavlink.ids import DRONECTL_COMPONENT_ID, GCS_SYSTEM_ID, MAVSDK_COMPONENTS
+from adapters.mavlink.ids import AUTOPILOT_COMPID, DRONECTL_COMPONENT_ID, GCS_SYSTEM_ID, MAVSDK_COMPONENTS
 from adapters.mavlink.link import ComponentLink
+from adapters.mavlink.link_security import LinkSecurity
 from adapters.mavlink.message import MAVLinkMessage, new_parser
+from adapters.mavlink.signing import KEY_LEN, timestamp_now
 from adapters.mavlink.watchdog import DEFAULT_TIMEOUT_S
 
 log = structlog.get_logger(__name__)
+
+TICK_S = 0.05  # provisioning: how often to look whether the nest took the key
+RESEND_TICKS = 20  # and resend SETUP_SIGNING every second until it did
 
 
 class AutopilotBridge(Protocol):
@@ -66,6 +74,7 @@ class Router:
         self._links: dict[tuple[int, int], ComponentLink] = {}
         self._bridge_parser = new_parser()
         self._started = False
+        self._lag: loop_lag.LoopLagMonitor | None = None
         self.bridge_rx_frames = 0  # nest -> MAVSDK
         self.bridge_tx_frames = 0  # MAVSDK -> nests (counted once per frame)
         self.bridge_tx_unroutable = 0  # addressed to a system no endpoint serves
@@ -84,11 +93,26 @@ class Router:
         self.close()
 
     def start(self) -> None:
-        if self._bridge is not None and not self._started:
-            self._bridge.start(self._from_bridge)
+        if not self._started:
+            if self._bridge is not None:
+                self._bridge.start(self._from_bridge)
+            self._lag = loop_lag.monitor()  # the watchdogs judge silence against it
+            self._lag.start()
         self._started = True
 
+    async def aclose(self) -> None:
+        """``close``, with MAVSDK destroyed on the bounded executor when the bridge can do that."""
+        aclose = getattr(self._bridge, "aclose", None)
+        try:
+            if aclose is not None:
+                await aclose()
+        finally:
+            self.close()
+
     def close(self) -> None:
+        if self._lag is not None:
+            self._lag.stop()
+            self._lag = None
         if self._bridge is not None:
             self._bridge.close()
         for link in self._links.values():
@@ -98,8 +122,11 @@ class Router:
         self.endpoints.clear()
         self._links.clear()
 
-    async def add_nest(self, system_id: int, bind: Address, peer: Address | None = None) -> NestEndpoint:
-        """Open the nest's endpoint: listen on ``bind`` (and send to ``peer`` until it is heard)."""
+    async def add_nest(
+        self, system_id: int, bind: Address, peer: Address | None = None, security: LinkSecurity | None = None
+    ) -> NestEndpoint:
+        """Open the nest's endpoint: listen on ``bind`` (and, configured, only to and from ``peer``),
+        signing and verifying as ``security`` says (by default: unsigned until provisioned)."""
         if system_id in self.endpoints:
             raise ValueError(f"system {system_id} already has an endpoint")
         endpoint = NestEndpoint(
@@ -109,6 +136,7 @@ class Router:
             gcs_system_id=self.gcs_system_id,
             gcs_component_id=self.gcs_component_id,
             heartbeat_interval_s=self._heartbeat_interval_s,
+            security=security,
         )
         loop = asyncio.get_running_loop()
         await loop.create_datagram_endpoint(lambda: endpoint, local_addr=bind)
@@ -138,6 +166,51 @@ class Router:
             )
             self._links[key] = link
         return link
+
+    async def provision(self, system_id: int, key: bytes | None, timeout_s: float = 10.0) -> None:
+        """Give the nest ``key`` (None: clear it) with SETUP_SIGNING, sent unsigned when it has no
+        key yet or signed with its current one, and switch our side to it; returns once a frame
+        of the nest verifies with the new key (or, clearing, an unsigned one is accepted). On
+        TimeoutError our side keeps the key it had. The caller stores the key."""
+        endpoint = self.endpoints.get(system_id)
+        if endpoint is None:
+            raise KeyError(f"no endpoint for system {system_id}: add_nest first")
+        if key is not None and (len(key) != KEY_LEN or not any(key)):
+            raise ValueError(f"a MAVLink signing key is {KEY_LEN} bytes, not all zero")
+        security = endpoint.security
+        old_key = security.key
+        setup = mav.MAVLink_setup_signing_message(
+            system_id,
+            AUTOPILOT_COMPID,
+            list(key if key is not None else bytes(KEY_LEN)),
+            timestamp_now() if key is not None else 0,
+        )
+        # Signed now with the current key (or unsigned), before the switch; the same bytes are
+        # resent until the nest answers with the new key (a lost datagram; a repeat it already
+        # acted on is a replay it drops).
+        frame = security.outgoing(setup.pack(endpoint.encoder))
+        if frame is None:
+            raise RuntimeError("SETUP_SIGNING could not be signed")
+        # udpin: the nest's address is learned from its frames, accepted under the current key.
+        async with asyncio.timeout(timeout_s):
+            for _ in itertools.count():
+                if endpoint.peer is not None:
+                    break
+                await asyncio.sleep(TICK_S)
+        security.set_key(key)
+        try:
+            async with asyncio.timeout(timeout_s):
+                for tick in itertools.count():
+                    if security.answered_since_key_change:
+                        break
+                    if tick % RESEND_TICKS == 0:
+                        endpoint.send_signed(frame)
+                    await asyncio.sleep(TICK_S)
+        except TimeoutError:
+            security.set_key(old_key)
+            log.warning("adapters.router.provision_failed", system_id=system_id)
+            raise
+        log.info("adapters.router.provisioned", system_id=system_id, signed=key is not None)
 
     # routing -------------------------------------------------------------------------------------
     def _from_nest(self, system_id: int, msg: MAVLinkMessage) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dronectl.errors import DronectlError
+from dronectl.domain.errors import DronectlError
 
 if TYPE_CHECKING:
     from dronectl.audit.rows import OutcomeRow
@@ -20,6 +20,18 @@ class AuditClosedError(AuditError):
 
 class AuditWriteError(AuditError):
     """The record was not committed (disk full, I/O error, database locked too long, constraint...)."""
+
+
+class AuditUnavailableError(AuditWriteError):
+    """The audit database cannot be reached (PostgreSQL down, connection cut); nothing was recorded.
+
+    The store keeps trying to reconnect; a later record succeeds once the database answers again.
+    """
+
+
+class StaleFenceError(AuditWriteError):
+    """A write carried a nest's fencing token that is no longer the current one: the writer lost the
+    nest's lease (paused, partitioned) and another instance owns it now; nothing was recorded."""
 
 
 class SchemaError(AuditError):

@@ -1,16 +1,20 @@
-"""Read queries over the audit tables; plain functions of a connection, run on the writer thread."""
+"""Read queries over the audit tables; plain functions of a connection, run on the writer thread.
+
+Written once for both backends (connection.py); where the dialects differ, ``conn.dialect`` says.
+"""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
+from dronectl.audit.connection import Connection, Dialect
 from dronectl.audit.rows import (
     CommandRow,
     EventRow,
     FlightDetail,
     FlightRow,
+    LoginFailureRow,
     MissionRow,
     OutcomeRow,
     TrackRow,
@@ -31,7 +35,7 @@ def _outcome(row: tuple[Any, ...]) -> OutcomeRow:
     )
 
 
-def first_outcome(conn: sqlite3.Connection, command_id: str) -> OutcomeRow | None:
+def first_outcome(conn: Connection, command_id: str) -> OutcomeRow | None:
     row = conn.execute(
         f"SELECT {_OUTCOME_COLS} FROM command_outcomes WHERE command_id = ? ORDER BY seq LIMIT 1",
         (command_id,),
@@ -39,7 +43,7 @@ def first_outcome(conn: sqlite3.Connection, command_id: str) -> OutcomeRow | Non
     return None if row is None else _outcome(row)
 
 
-def _outcomes(conn: sqlite3.Connection, command_id: str) -> list[OutcomeRow]:
+def _outcomes(conn: Connection, command_id: str) -> list[OutcomeRow]:
     rows = conn.execute(
         f"SELECT {_OUTCOME_COLS} FROM command_outcomes WHERE command_id = ? ORDER BY seq", (command_id,)
     )
@@ -47,11 +51,11 @@ def _outcomes(conn: sqlite3.Connection, command_id: str) -> list[OutcomeRow]:
 
 
 _COMMAND_SELECT = (
-    "SELECT command_id, at_unix_s, actor_id, actor_role, nest_id, method, args_json FROM commands"
+    "SELECT command_id, at_unix_s, actor_id, actor_role, nest_id, method, args_json, channel FROM commands"
 )
 
 
-def _command(conn: sqlite3.Connection, row: tuple[Any, ...]) -> CommandRow:
+def _command(conn: Connection, row: tuple[Any, ...]) -> CommandRow:
     return CommandRow(
         command_id=row[0],
         at_unix_s=row[1],
@@ -61,10 +65,11 @@ def _command(conn: sqlite3.Connection, row: tuple[Any, ...]) -> CommandRow:
         method=row[5],
         args=json.loads(row[6]),
         outcomes=_outcomes(conn, row[0]),
+        channel=row[7],
     )
 
 
-def command(conn: sqlite3.Connection, command_id: str) -> CommandRow | None:
+def command(conn: Connection, command_id: str) -> CommandRow | None:
     row = conn.execute(f"{_COMMAND_SELECT} WHERE command_id = ?", (command_id,)).fetchone()
     return None if row is None else _command(conn, row)
 
@@ -81,7 +86,7 @@ def _time_range(
 
 
 def commands(
-    conn: sqlite3.Connection,
+    conn: Connection,
     nest_id: int | None,
     actor_id: str | None,
     since_unix_s: float | None,
@@ -107,7 +112,7 @@ def commands(
 
 
 def transitions(
-    conn: sqlite3.Connection, nest_id: int, since_unix_s: float | None, until_unix_s: float | None
+    conn: Connection, nest_id: int, since_unix_s: float | None, until_unix_s: float | None
 ) -> list[TransitionRow]:
     where = ["nest_id = ?"]
     params: list[Any] = [nest_id]
@@ -139,7 +144,7 @@ def _flight(row: tuple[Any, ...]) -> FlightRow:
     )
 
 
-def flight(conn: sqlite3.Connection, flight_id: str) -> FlightDetail | None:
+def flight(conn: Connection, flight_id: str) -> FlightDetail | None:
     row = conn.execute(f"{_FLIGHT_SELECT} WHERE f.flight_id = ?", (flight_id,)).fetchone()
     if row is None:
         return None
@@ -164,7 +169,7 @@ def flight(conn: sqlite3.Connection, flight_id: str) -> FlightDetail | None:
     return FlightDetail(flight=_flight(row), track=track, events=events)
 
 
-def flights(conn: sqlite3.Connection, nest_id: int | None, limit: int) -> list[FlightRow]:
+def flights(conn: Connection, nest_id: int | None, limit: int) -> list[FlightRow]:
     where = "" if nest_id is None else " WHERE f.nest_id = ?"
     params: tuple[Any, ...] = () if nest_id is None else (nest_id,)
     rows = conn.execute(
@@ -173,7 +178,7 @@ def flights(conn: sqlite3.Connection, nest_id: int | None, limit: int) -> list[F
     return [_flight(r) for r in rows]
 
 
-def open_flights(conn: sqlite3.Connection, nest_id: int | None) -> list[FlightRow]:
+def open_flights(conn: Connection, nest_id: int | None) -> list[FlightRow]:
     where = " WHERE e.flight_id IS NULL" + ("" if nest_id is None else " AND f.nest_id = ?")
     params: tuple[Any, ...] = () if nest_id is None else (nest_id,)
     rows = conn.execute(f"{_FLIGHT_SELECT}{where} ORDER BY f.started_at_unix_s, f.rowid", params)
@@ -199,17 +204,17 @@ def _mission(row: tuple[Any, ...]) -> MissionRow:
     )
 
 
-def mission_history(conn: sqlite3.Connection, mission_id: str) -> list[MissionRow]:
+def mission_history(conn: Connection, mission_id: str) -> list[MissionRow]:
     rows = conn.execute(f"{_MISSION_SELECT} WHERE mission_id = ? ORDER BY seq", (mission_id,))
     return [_mission(r) for r in rows]
 
 
-def latest_missions(conn: sqlite3.Connection, unfinished_only: bool, limit: int) -> list[MissionRow]:
+def latest_missions(conn: Connection, unfinished_only: bool, limit: int) -> list[MissionRow]:
     """Each mission's latest row (its current state), oldest mission first."""
     where = " WHERE state != 'ended'" if unfinished_only else ""
     rows = conn.execute(
         f"SELECT * FROM ({_MISSION_SELECT} WHERE seq IN"
-        " (SELECT max(seq) FROM missions GROUP BY mission_id))"
+        " (SELECT max(seq) FROM missions GROUP BY mission_id)) AS latest"
         f"{where} ORDER BY seq DESC LIMIT ?",
         (limit,),
     ).fetchall()
@@ -220,7 +225,7 @@ def latest_missions(conn: sqlite3.Connection, unfinished_only: bool, limit: int)
 _FINAL_OUTCOMES = "('succeeded','failed','refused','cancelled')"
 
 
-def open_incidents(conn: sqlite3.Connection) -> list[CommandRow]:
+def open_incidents(conn: Connection) -> list[CommandRow]:
     """Incidents with no final outcome yet, oldest first (with all their outcomes)."""
     rows = conn.execute(
         f"{_COMMAND_SELECT} WHERE method = 'incident' AND command_id NOT IN"
@@ -230,11 +235,57 @@ def open_incidents(conn: sqlite3.Connection) -> list[CommandRow]:
     return [_command(conn, r) for r in rows]
 
 
-def incident_flights(conn: sqlite3.Connection, incident_id: str) -> list[str]:
-    """The flights that carry an incident's milestones (``incident.*`` events), first used first."""
+def incidents(conn: Connection, limit: int) -> list[CommandRow]:
+    """The latest incidents (method ``incident``), newest first, with all their outcomes."""
     rows = conn.execute(
-        "SELECT flight_id FROM flight_events WHERE kind LIKE 'incident.%'"
-        " AND json_extract(data_json, '$.incident_id') = ? ORDER BY seq",
+        f"{_COMMAND_SELECT} WHERE method = 'incident' ORDER BY at_unix_s DESC, rowid DESC LIMIT ?", (limit,)
+    ).fetchall()
+    return [_command(conn, r) for r in rows]
+
+
+def incident_flights(conn: Connection, incident_id: str) -> list[str]:
+    """The flights that carry an incident's milestones (``incident.*`` events), first used first."""
+    incident = (
+        "json_extract(data_json, '$.incident_id')"
+        if conn.dialect is Dialect.SQLITE
+        else "(data_json::jsonb ->> 'incident_id')"
+    )
+    rows = conn.execute(
+        f"SELECT flight_id FROM flight_events WHERE kind LIKE 'incident.%' AND {incident} = ? ORDER BY seq",
         (incident_id,),
     )
     return list(dict.fromkeys(r[0] for r in rows))
+
+
+def open_commands(conn: Connection, nest_id: int) -> list[CommandRow]:
+    """A nest's commands with no final outcome (incidents apart), oldest first: those a new owner
+    of the nest records as interrupted."""
+    rows = conn.execute(
+        f"{_COMMAND_SELECT} WHERE nest_id = ? AND method != 'incident' AND command_id NOT IN"
+        f" (SELECT command_id FROM command_outcomes WHERE outcome IN {_FINAL_OUTCOMES})"
+        " ORDER BY at_unix_s, rowid",
+        (nest_id,),
+    ).fetchall()
+    return [_command(conn, r) for r in rows]
+
+
+def login_failures(conn: Connection, since_unix_s: float, limit: int) -> list[LoginFailureRow]:
+    """Refused logins recorded at or after ``since_unix_s``, oldest first."""
+    rows = conn.execute(
+        "SELECT seq, at_unix_s, first_at_unix_s, channel, user_name, remote_addr, reason, attempts"
+        " FROM login_failures WHERE at_unix_s >= ? ORDER BY seq LIMIT ?",
+        (since_unix_s, limit),
+    )
+    return [
+        LoginFailureRow(
+            seq=r[0],
+            at_unix_s=r[1],
+            first_at_unix_s=r[2],
+            channel=r[3],
+            user_name=r[4],
+            remote_addr=r[5],
+            reason=r[6],
+            attempts=r[7],
+        )
+        for r in rows
+    ]

@@ -39,6 +39,16 @@ def args_to_json(args: Mapping[str, Any]) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Fence:
+    """The nest lease a write is made under: the store refuses it unless ``owner`` still holds the
+    nest with this ``token`` (fencing tokens only grow; a takeover makes a new one)."""
+
+    nest_id: int
+    owner: str
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
 class CommandRecord:
     """A command as it was received, with its first outcome (accepted, refused, ...)."""
 
@@ -52,6 +62,7 @@ class CommandRecord:
     outcome: CommandOutcome
     code: str | None = None
     message: str | None = None
+    channel: str = ""  # how it came: mqtt, http, console, automation (actor_id: the authenticated user)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,3 +146,18 @@ class MissionRecord:
     nest_id: int | None
     reason: str
     data: Mapping[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LoginFailureRecord:
+    """Refused logins: ``attempts`` of them for ``user_name`` from ``remote_addr`` on ``channel``
+    (mqtt, http, token), the first at ``first_at_unix_s``, the last at ``at_unix_s``. ``reason`` says
+    why in words (never the password tried; for a token, ``user_name`` is empty)."""
+
+    at_unix_s: float
+    channel: str
+    user_name: str
+    remote_addr: str
+    reason: str
+    attempts: int = 1
+    first_at_unix_s: float | None = None  # None: at_unix_s (one attempt)

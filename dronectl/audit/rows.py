@@ -23,6 +23,7 @@ class CommandRow(TypedDict):
     method: str
     args: dict[str, Any]
     outcomes: list[OutcomeRow]  # first is the first outcome, in recording order
+    channel: str  # mqtt, http, console, automation; '' for records from before it was kept
 
 
 class TransitionRow(TypedDict):
@@ -80,3 +81,14 @@ class MissionRow(TypedDict):
     nest_id: int | None
     reason: str
     data: dict[str, Any]
+
+
+class LoginFailureRow(TypedDict):
+    seq: int
+    at_unix_s: float
+    first_at_unix_s: float
+    channel: str
+    user_name: str
+    remote_addr: str
+    reason: str
+    attempts: int

@@ -141,10 +141,61 @@ _V2: tuple[str, ...] = (
     *(stmt for table, key in _V2_KEYS.items() for stmt in append_only_triggers(table, key)),
 )
 
+# v3: nest leases (issue 14). Coordination state, not history, so rows are updated -- but never
+# deleted (a new row would restart the nest's fencing token at 1) and a token never goes down.
+# `instances`: each running dronectl's heartbeat. `spool_applied`: the outage spool's records the
+# database holds already (spool.py), so a replay never applies one twice. Used with PostgreSQL
+# (several instances); on SQLite the tables exist so that one schema version means the same
+# tables on both backends.
+_V3: tuple[str, ...] = (
+    """CREATE TABLE spool_applied (spool_key TEXT PRIMARY KEY NOT NULL)""",
+    """CREATE TABLE nest_leases (
+        nest_id INTEGER PRIMARY KEY NOT NULL,
+        owner TEXT NOT NULL,
+        token INTEGER NOT NULL CHECK (token > 0),
+        expires_at_unix_s REAL NOT NULL,
+        acquired_at_unix_s REAL NOT NULL
+    )""",
+    """CREATE TRIGGER nest_leases_token_grows BEFORE UPDATE OF token ON nest_leases
+        WHEN NEW.token < OLD.token
+        BEGIN SELECT RAISE(ABORT, 'a fencing token only grows'); END""",
+    """CREATE TRIGGER nest_leases_no_delete BEFORE DELETE ON nest_leases
+        BEGIN SELECT RAISE(ABORT, 'a nest lease is never deleted (its token would restart)'); END""",
+    """CREATE TABLE instances (
+        instance_id TEXT PRIMARY KEY NOT NULL,
+        started_at_unix_s REAL NOT NULL,
+        expires_at_unix_s REAL NOT NULL,
+        info_json TEXT NOT NULL
+    )""",
+)
+
+# v4: the channel a command came by (mqtt, http, console, automation; issue 12). actor_id is the user the
+# service authenticated. Rows from before say '' (unknown).
+_V4: tuple[str, ...] = ("ALTER TABLE commands ADD COLUMN channel TEXT NOT NULL DEFAULT ''",)
+
+# v5: refused logins (issue 12): MQTT broker, web login, unknown bearer tokens. One row per burst:
+# ``attempts`` failures of one user name from one address on one channel, from ``first_at_unix_s``
+# to ``at_unix_s`` (operations.login_audit folds a brute force into a few rows). Never a password.
+_V5_KEYS: dict[str, str] = {"login_failures": "seq"}
+_V5: tuple[str, ...] = (
+    """CREATE TABLE login_failures (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_unix_s REAL NOT NULL,
+        first_at_unix_s REAL NOT NULL,
+        channel TEXT NOT NULL,
+        user_name TEXT NOT NULL,
+        remote_addr TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        attempts INTEGER NOT NULL CHECK (attempts > 0)
+    )""",
+    "CREATE INDEX login_failures_by_time ON login_failures(at_unix_s)",
+    *(stmt for table, key in _V5_KEYS.items() for stmt in append_only_triggers(table, key)),
+)
+
 # MIGRATIONS[n] takes the database from user_version n to n + 1.
-MIGRATIONS: tuple[Sequence[str], ...] = (_V1, _V2)
+MIGRATIONS: tuple[Sequence[str], ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
-TABLES: tuple[str, ...] = (*_KEYS, *_V2_KEYS)
+TABLES: tuple[str, ...] = (*_KEYS, *_V2_KEYS, *_V5_KEYS)
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

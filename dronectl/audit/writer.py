@@ -1,9 +1,12 @@
-"""One thread that owns the SQLite connection; the event loop hands it jobs and awaits their futures.
+"""One thread that owns the database connection; the event loop hands it jobs and awaits their futures.
 
-Why a thread: SQLite calls block (write, fsync, busy waits), and the service must never block its
-event loop on disk I/O. Why one thread: SQLite allows one writer at a time anyway, and a single
-owner gives a total order of records and makes check-then-insert (idempotency) atomic without
-locks. Reads go through the same thread, so a read issued after a write sees it.
+Why a thread: SQLite calls block (write, fsync, busy waits), so do psycopg's on PostgreSQL (network
+round trips), and the service must never block its event loop on I/O. Why one thread: SQLite
+allows one writer at a time anyway, and a single owner gives a total order of this instance's
+records and makes check-then-insert (idempotency) atomic without locks (on PostgreSQL, shared by
+several instances, the primary keys settle a race between them). Reads go through the same
+thread, so a read issued after a write sees it. The connection (connection.py: SQLite;
+postgres.py: PostgreSQL) is opened by the ``opener`` given, on the thread.
 
 Group commit: the thread takes every job waiting in the queue (up to ``max_batch``), runs each
 write in its own SAVEPOINT inside one transaction, COMMITs once, and only then resolves the
@@ -22,6 +25,10 @@ Durability (``synchronous``), with journal_mode=WAL:
   outlives the process, and the next open replays the WAL -- but an OS crash or power loss can
   lose the last transactions (never corrupt the file). For hosts with power protection only.
 
+On PostgreSQL the same two levels map to ``synchronous_commit`` on (FULL: the commit is flushed
+to the server's WAL before the await returns) and off (NORMAL). A lost connection fails the
+batch (AuditUnavailableError); the next batch tries to reconnect first (postgres.py).
+
 Limits: the queue is unbounded (``backlog`` reports its depth; a stalled disk grows memory, not
 loop latency). SQLite releases the GIL during I/O, but the thread's Python part still competes
 for it, so under saturation the loop can see a few ms of extra lag (CPython's 5 ms switch
@@ -33,28 +40,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
-from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import structlog
 
-from dronectl.audit.errors import AuditClosedError, AuditError, AuditWriteError
-from dronectl.audit.schema import migrate
+from dronectl.audit.connection import Connection, Durability
+from dronectl.audit.errors import AuditClosedError, AuditError, AuditUnavailableError, AuditWriteError
 
 T = TypeVar("T")
-Job = Callable[[sqlite3.Connection], T]
+Job = Callable[[Connection], T]
+# Opens the connection on the writer thread: (connection, the schema version it had before)
+Opener = Callable[[], tuple[Connection, int]]
 
 log = structlog.get_logger("dronectl.audit")
-
-
-class Durability(StrEnum):
-    FULL = "FULL"
-    NORMAL = "NORMAL"
 
 
 @dataclass(slots=True)
@@ -67,19 +68,12 @@ class _Task(Generic[T]):
 _Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
 
 
-class SqliteWriter:
+class AuditWriter:
     """Runs jobs ``fn(conn)`` in order on a dedicated thread; see the module docstring."""
 
-    def __init__(
-        self,
-        path: Path,
-        durability: Durability = Durability.FULL,
-        busy_timeout_s: float = 10.0,
-        max_batch: int = 512,
-    ) -> None:
-        self.path = path
-        self.durability = durability
-        self.busy_timeout_s = busy_timeout_s
+    def __init__(self, opener: Opener, where: str, max_batch: int = 512) -> None:
+        self.opener = opener
+        self.where = where  # for messages: a path, or a DSN without its password
         self.max_batch = max_batch
         self.schema_version_before: int | None = None
         self._queue: queue.SimpleQueue[_Task[Any] | None] = queue.SimpleQueue()
@@ -128,28 +122,11 @@ class SqliteWriter:
 
     # ---- everything below runs on the writer thread -------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=True
-        )
-        try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise AuditError(f"{self.path}: cannot use WAL journal (got {mode!r})")
-            conn.execute(f"PRAGMA synchronous={self.durability.value}")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self.schema_version_before = migrate(conn)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
     def _run(self, opened: asyncio.Future[int]) -> None:
         try:
-            conn = self._connect()
+            conn, self.schema_version_before = self.opener()
         except Exception as exc:  # noqa: BLE001 -- any failure to open is reported to start()
-            err = exc if isinstance(exc, AuditError) else AuditError(f"cannot open {self.path}: {exc}")
+            err = exc if isinstance(exc, AuditError) else AuditError(f"cannot open {self.where}: {exc}")
             self._resolve([(opened, None, err)], jobs=False)
             self._call_on_loop(self._on_thread_exit)
             return
@@ -201,7 +178,7 @@ class SqliteWriter:
 class _Batch:
     """The writer thread's serving loop: group commit with one savepoint per write job."""
 
-    def __init__(self, conn: sqlite3.Connection, writer: SqliteWriter) -> None:
+    def __init__(self, conn: Connection, writer: AuditWriter) -> None:
         self.conn = conn
         self.writer = writer
         self.uncommitted: list[tuple[_Task[Any], Any]] = []
@@ -218,6 +195,7 @@ class _Batch:
                     break
             stop = False
             try:
+                self._reconnect(batch)
                 for task in batch:
                     if task is None:
                         stop = True
@@ -241,20 +219,31 @@ class _Batch:
             if stop:
                 return
 
+    def _reconnect(self, batch: list[_Task[Any] | None]) -> None:
+        """Nothing is uncommitted here: a lost connection may be re-opened (PostgreSQL)."""
+        try:
+            self.conn.reconnect_if_broken()
+        except AuditUnavailableError as exc:
+            self.done.extend((t.future, None, exc) for t in batch if t is not None)
+            batch[:] = [t for t in batch if t is None]
+
     def _write(self, task: _Task[Any]) -> None:
         conn = self.conn
         try:
             if not conn.in_transaction:
-                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("BEGIN IMMEDIATE" if conn.dialect == "sqlite" else "BEGIN")
             conn.execute("SAVEPOINT job")
-        except sqlite3.Error as exc:
-            self.done.append((task.future, None, AuditWriteError(f"cannot start a transaction: {exc}")))
+        except AuditError as exc:
+            err = exc if isinstance(exc, AuditUnavailableError) else None
+            self.done.append(
+                (task.future, None, err or AuditWriteError(f"cannot start a transaction: {exc}"))
+            )
             return
         try:
             result = task.fn(conn)
         except Exception as exc:  # noqa: BLE001 -- the job fails alone (to its caller); its rows are undone
             self._undo_job(exc)
-            self.done.append((task.future, None, _as_audit_error(exc)))
+            self.done.append((task.future, None, exc))
             return
         conn.execute("RELEASE job")
         self.uncommitted.append((task, result))
@@ -265,18 +254,18 @@ class _Batch:
                 self.conn.execute("ROLLBACK TO job")
                 self.conn.execute("RELEASE job")
                 return
-            except sqlite3.Error as exc:
+            except AuditError as exc:
                 cause = exc
         # SQLite rolled back the whole transaction itself (e.g. disk full): the batch is lost
         self._fail_uncommitted(cause)
 
     def _commit(self) -> None:
-        if not self.conn.in_transaction:  # nothing written, or SQLite already rolled it all back
-            self._fail_uncommitted(AuditWriteError("transaction rolled back by SQLite"))
+        if not self.conn.in_transaction:  # nothing written, or the database rolled it all back
+            self._fail_uncommitted(AuditWriteError("transaction rolled back by the database"))
             return
         try:
             self.conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except AuditError as exc:
             self._fail_uncommitted(exc)
             return
         self.done.extend((task.future, result, None) for task, result in self.uncommitted)
@@ -286,11 +275,15 @@ class _Batch:
         if self.conn.in_transaction:
             try:
                 self.conn.execute("ROLLBACK")
-            except sqlite3.Error:
+            except AuditError:
                 log.exception("audit_rollback_failed")
         if self.uncommitted:
             log.error("audit_commit_failed", records=len(self.uncommitted), error=str(cause))
-            err = AuditWriteError(f"not committed: {cause}")
+            err = (
+                cause
+                if isinstance(cause, AuditUnavailableError)
+                else AuditWriteError(f"not committed: {cause}")
+            )
             self.done.extend((task.future, None, err) for task, _ in self.uncommitted)
             self.uncommitted = []
 
@@ -298,12 +291,7 @@ class _Batch:
         try:
             self.done.append((task.future, task.fn(self.conn), None))
         except Exception as exc:  # noqa: BLE001 -- handed to the awaiting caller
-            self.done.append((task.future, None, _as_audit_error(exc)))
+            self.done.append((task.future, None, exc))
 
 
-def _as_audit_error(exc: Exception) -> Exception:
-    if isinstance(exc, AuditError):
-        return exc
-    if isinstance(exc, sqlite3.Error):
-        return AuditWriteError(str(exc))
-    return exc
+__all__ = ["AuditWriter", "Durability", "Job", "Opener"]

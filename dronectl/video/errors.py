@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dronectl.errors import DronectlError
+from dronectl.domain.errors import DronectlError
 
 
 class VideoError(DronectlError):

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -29,7 +29,6 @@ from dronectl.video.errors import CameraUnavailable, NotWatchable, UnknownNest
 from dronectl.video.sources import VideoSources
 
 if TYPE_CHECKING:
-    from dronectl.video.recorder import FlightRecorders
     from dronectl.video.talk_audit import TalkAudit
 
 log = structlog.get_logger(__name__)
@@ -110,6 +109,15 @@ class _Ingest:
     stats: IngestStats = field(default_factory=IngestStats)
 
 
+class Recorders(Protocol):
+    """The flight recorders fed by this hub (``recorder.FlightRecorders``), as the hub keeps them."""
+
+    @property
+    def recording(self) -> Mapping[int, tuple[str, asyncio.Task[None]]]:
+        """nest -> (flight id, task) of each flight being recorded."""
+        ...
+
+
 class VideoHub:
     """``async with VideoHub(sources) as hub``: owns every ingest task; closing stops them all."""
 
@@ -128,7 +136,7 @@ class VideoHub:
         self._locks: dict[int, asyncio.Lock] = {}
         self._tg: asyncio.TaskGroup | None = None
         self._spawned: set[asyncio.Task[None]] = set()
-        self.recorders: FlightRecorders | None = None  # set by open_video when it records flights
+        self.recorders: Recorders | None = None  # set by open_video when it records flights
         self.talk_audit: TalkAudit | None = None  # set by open_video: talk-back in the audit store
         self.ingests_started = 0  # over the hub's life, for tests and the bench
         # called with the nest id when an ingest delivers its first picture: the stream reached

@@ -18,8 +18,8 @@ from pathlib import Path
 import structlog
 
 from dronectl.audit import FlightEvent
-from dronectl.fleet import Fleet
-from dronectl.nest_controller import Listener, NestController, NestEvent
+from dronectl.nest.controller import Listener, NestController, NestEvent
+from dronectl.nest.fleet import Fleet
 from dronectl.video.errors import VideoError
 from dronectl.video.hub import Subscription, VideoHub
 from dronectl.video.sources import WATCHABLE

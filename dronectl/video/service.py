@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from dronectl.fleet import Fleet
+from dronectl.nest.fleet import Fleet
 from dronectl.video.hub import VideoHub
 from dronectl.video.recorder import FlightRecorders
 from dronectl.video.sources import FleetSources

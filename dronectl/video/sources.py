@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Protocol
 
 from adapters.protocols import Camera, Payload
-from dronectl import nest_state as ns
-from dronectl.errors import LinkLost
-from dronectl.fleet import Fleet
+from dronectl.domain import nest_state as ns
+from dronectl.domain.errors import LinkLost
+from dronectl.nest.fleet import Fleet
 
 WATCHABLE = ns.AIRBORNE | {ns.NestPhase.LAUNCHING}
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import structlog
 
-from dronectl.api.models import Actor
 from dronectl.audit import AuditStore
 from dronectl.audit.errors import AuditError
 from dronectl.audit.records import CommandOutcome, CommandRecord, FlightEvent, OutcomeRecord
+from dronectl.operations.models import Actor
 from dronectl.video.talkback import TalkBackStats
 
 log = structlog.get_logger(__name__)

@@ -75,6 +75,18 @@ class FlightMode(enum.Enum):
         return self.main == MainMode.AUTO
 
     @property
+    def prevents_arming(self) -> bool:
+        """PX4's ``mode_req_prevent_arming`` (commander ``ModeUtil/mode_requirements.cpp``): never
+        armed in; after a disarm PX4 leaves it for the last mode selected that does not."""
+        return self in (
+            FlightMode.RTL,
+            FlightMode.LAND,
+            FlightMode.PRECLAND,
+            FlightMode.FOLLOW_TARGET,
+            FlightMode.ORBIT,
+        )
+
+    @property
     def needs_manual_control(self) -> bool:
         return self in (
             FlightMode.MANUAL,

@@ -55,6 +55,7 @@ DOCK_ROOF_M = 0.8  # a closed cover is a roof this high above the pad
 TAKEOFF_DETECT_M = 0.6
 OBSTRUCTED_ABORT_S = 3.0
 LANDED_DETECT_S = 0.7
+GCS_GAP_RECORDED_S = 1.5  # a ground station silent longer than this is recorded when heard again
 REACHED_REPEAT_S = 10.0  # PX4 repeats MISSION_ITEM_REACHED at ~1 Hz for about 10 s
 
 _POSITIONAL_COMMANDS = frozenset(
@@ -123,6 +124,9 @@ class Px4Autopilot:
         self.battery = Battery()
         self.streams = StreamScheduler(telemetry.DEFAULT_RATES_HZ)
         self.mode = FlightMode.LOITER
+        # PX4's UserModeIntention._nav_state_after_disarming: the last mode selected (not by a
+        # failsafe) that does not prevent arming; the mode PX4 returns to when it disarms
+        self._mode_after_disarm = FlightMode.LOITER
         self._armed = False
         self._landed = True
         self._task: Task | None = None
@@ -215,6 +219,10 @@ class Px4Autopilot:
         msg_id = msg.get_msgId()
         if msg_id == mav.MAVLINK_MSG_ID_HEARTBEAT:
             if msg.type == mav.MAV_TYPE_GCS:
+                last = self._gcs_heartbeat_s
+                if last is not None and self._now_s - last > GCS_GAP_RECORDED_S:
+                    # how long the ground station was silent (a restart of it, a blackout)
+                    self._record("gcs.heard_again", silent_s=round(self._now_s - last, 2))
                 self._gcs_heartbeat_s = self._now_s
             return
         if msg_id in (mav.MAVLINK_MSG_ID_COMMAND_LONG, mav.MAVLINK_MSG_ID_COMMAND_INT):
@@ -322,15 +330,8 @@ class Px4Autopilot:
         self._disarm("Disarmed by external command\t", "command")
 
     def _cmd_takeoff(self, cmd: Command) -> None:
-        home_alt = self.ctx.home.alt_amsl_m
         target = cmd.p(7)
-        if not math.isfinite(target):
-            target = (
-                self.position.alt_amsl_m + self.params["MIS_TAKEOFF_ALT"]
-                if not self._landed
-                else (home_alt + self.params["MIS_TAKEOFF_ALT"])
-            )
-        self._takeoff_target_amsl = target
+        self._takeoff_target_amsl = target if math.isfinite(target) else None  # the minimum: _takeoff_task
         self._ack(cmd, mav.MAV_RESULT_ACCEPTED)
         self._set_mode(FlightMode.TAKEOFF)
 
@@ -461,8 +462,11 @@ class Px4Autopilot:
         self.outbox.send(mav.MAVLink_message_interval_message(msg_id, self.streams.interval_us(msg_id)))
 
     # modes and tasks -----------------------------------------------------------------------
-    def _set_mode(self, mode: FlightMode, task: Task | bool | None = True) -> None:
-        """Switch mode; with ``task`` True start what the mode flies (when armed)."""
+    def _set_mode(self, mode: FlightMode, task: Task | bool | None = True, failsafe: bool = False) -> None:
+        """Switch mode; with ``task`` True start what the mode flies (when armed). A failsafe's
+        mode is not the user's intention: PX4 does not return to it after disarming."""
+        if not failsafe and not mode.prevents_arming:
+            self._mode_after_disarm = mode
         if mode is not self.mode:
             self._record("mode", mode=mode.name, previous=self.mode.name)
         previous = self.mode
@@ -510,16 +514,24 @@ class Px4Autopilot:
     def _takeoff_task(self) -> Task:
         s = self.vehicle.state
         home = self.ctx.home.alt_amsl_m
+        min_alt_m = self.params["MIS_TAKEOFF_ALT"]
+        lowest = home + min_alt_m  # PX4's navigator (takeoff.cpp): home + the minimum takeoff altitude
         target = self._takeoff_target_amsl
         if target is None or not math.isfinite(target):
-            target = (
-                home + s.height_m + self.params["MIS_TAKEOFF_ALT"]
-                if not self._landed
-                else (home + self.params["MIS_TAKEOFF_ALT"])
-            )
+            # no altitude asked for: the minimum, said as info (airborne: the minimum above where it is)
+            target = home + s.height_m + min_alt_m if not self._landed else lowest
+            if self._landed:
+                self._text(f"Using minimum takeoff altitude: {min_alt_m:.2f} m\t")
+        elif target < lowest:
+            # raised to the minimum; PX4 complains only when more than 10 cm are missing
+            if target < lowest - 0.1:
+                self._text(f"Using minimum takeoff altitude: {min_alt_m:.2f} m\t", mav.MAV_SEVERITY_CRITICAL)
+            target = lowest
         if self._mission_after_takeoff:
-            target = max(target, home + self.params["MIS_TAKEOFF_ALT"])
-        height = max(1.0, target - home)
+            target = max(target, lowest)
+        if not self._landed:
+            target = max(target, home + s.height_m)  # already higher: PX4 does not go down
+        height = max(0.0, target - home)
         self._record("takeoff", target_alt_amsl_m=target)
         return Takeoff(self.params, s.north_m, s.east_m, height, s.yaw_deg)
 
@@ -559,6 +571,9 @@ class Px4Autopilot:
         self._mission_after_takeoff = False
         self._text(text)
         self._record("disarmed", reason=reason)
+        if self.mode is not self._mode_after_disarm:
+            # as PX4's UserModeIntention::onDisarm: out of Return/Land into an armable mode
+            self._set_mode(self._mode_after_disarm, task=False)
 
     # flight --------------------------------------------------------------------------------
     def _floor_and_ceiling(self) -> tuple[float, float]:
@@ -733,7 +748,7 @@ class Px4Autopilot:
         if mode is None or mode is self.mode:
             return
         self._text(f"Failsafe activated: {mode.label} ({why})\t", mav.MAV_SEVERITY_CRITICAL)
-        self._set_mode(mode)
+        self._set_mode(mode, failsafe=True)
 
     def _check_link(self, now: float) -> None:
         last = self._gcs_heartbeat_s

@@ -9,6 +9,7 @@ from typing import cast
 
 from adapters.mavlink import dronectl_v20 as mav
 from adapters.mavlink.message import MAVLinkMessage, new_parser
+from adapters.mavlink.signing import Signer
 
 Address = tuple[str, int]
 CommandHandler = Callable[[MAVLinkMessage], None]
@@ -24,6 +25,7 @@ class FakeNest(asyncio.DatagramProtocol):
         self.received_from: set[Address] = set()
         self.cut = False  # drop everything both ways, as a cut link does
         self.on_command: CommandHandler | None = None
+        self.signer: Signer | None = None  # set it to sign what the nest sends
         self._transport: asyncio.DatagramTransport | None = None
         self._heartbeat_timers: dict[int, asyncio.TimerHandle] = {}
         self._changed = asyncio.Event()
@@ -60,8 +62,15 @@ class FakeNest(asyncio.DatagramProtocol):
             self._encoders[component_id] = new_parser(self.system_id, component_id)
         return self._encoders[component_id]
 
-    def send(self, component_id: int, msg: MAVLinkMessage) -> None:
-        self.send_raw(msg.pack(self.encoder(component_id)))
+    def send(self, component_id: int, msg: MAVLinkMessage) -> bytes:
+        """Send ``msg`` from ``component_id`` (signed when ``signer`` is set); the bytes sent."""
+        frame = bytes(msg.pack(self.encoder(component_id)))
+        if self.signer is not None:
+            signed = self.signer.sign(frame)
+            assert signed is not None
+            frame = signed
+        self.send_raw(frame)
+        return frame
 
     def send_raw(self, data: bytes) -> None:
         if self._transport is not None and not self.cut:

@@ -36,7 +36,12 @@ T = TypeVar("T")
 async def drone(port_base: tuple[int, int]) -> AsyncIterator[tuple[MavsdkFlightController, SimNest, Router]]:
     sim_base, client_base = port_base
     sites = make_sites(count=1, sim_port_base=sim_base, client_port_base=client_base)
-    async with SimWorld(sites, speed=SPEED) as world, Router(MavsdkBridge()) as router:
+    # Our heartbeat at the simulator's speed, as the service sends it: PX4 counts data-link loss in
+    # simulated seconds (COM_DL_LOSS_T 10 s is 1 s here), and a 1 s heartbeat left no margin under load.
+    async with (
+        SimWorld(sites, speed=SPEED) as world,
+        Router(MavsdkBridge(), heartbeat_interval_s=1.0 / SPEED) as router,
+    ):
         nest = next(iter(world.nests.values()))
         assert nest.site.remote is not None
         await router.add_nest(nest.site.system_id, ("127.0.0.1", nest.site.remote[1]))

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from dronectl.api.mqtt import MqttApi
-from dronectl.api.settings import MqttSettings
+from dronectl.domain.roles import Role
+from dronectl.transports.mqtt.mqtt import MqttApi
+from dronectl.transports.mqtt.settings import MqttSettings
 from tests.api.command_center import CommandCenter
 from tests.api.fake_controller import FakeController
 
@@ -105,9 +106,14 @@ class Running:
     task: asyncio.Task[None]
 
 
+# The roles file these tests' service reads (the broker here is anonymous: the identity tests,
+# with authentication and the ACL, are in tests/identity): "cc" is the usual command center.
+USERS = {"cc": Role.PILOT, "cmd": Role.COMMANDER, "dispatch": Role.COMMANDER}
+
+
 @contextlib.asynccontextmanager
 async def running_api(settings: MqttSettings, controller: FakeController) -> AsyncIterator[Running]:
-    api = MqttApi(settings, controller, version="test")
+    api = MqttApi(settings, controller, version="test", role_of=USERS.get)
     task = asyncio.create_task(api.run(), name="test.api")
     try:
         async with asyncio.timeout(10):
@@ -120,8 +126,10 @@ async def running_api(settings: MqttSettings, controller: FakeController) -> Asy
 
 
 @contextlib.asynccontextmanager
-async def command_center(port: int, root: str) -> AsyncIterator[CommandCenter]:
-    cc = CommandCenter("127.0.0.1", port)
+async def command_center(
+    port: int, root: str, *, username: str | None = None, password: str | None = None
+) -> AsyncIterator[CommandCenter]:
+    cc = CommandCenter("127.0.0.1", port, username=username, password=password)
     await cc.connect()
     try:
         await cc.subscribe(f"{root}/#")

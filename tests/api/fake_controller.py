@@ -1,6 +1,6 @@
 """A small fake controller for the API tests: nests that launch, fly and return in memory.
 
-It implements dronectl.api.controller.Controller honestly enough for the API to be exercised:
+It implements dronectl.operations.port.Controller honestly enough for the API to be exercised:
 a launch is refused in maintenance or when the nest is not ready; an accepted launch moves
 through launching -> en_route -> on_station with events, state changes and telemetry; return_home
 brings it back to charging. Steps are paced by ``step_s`` (real seconds, small in tests).
@@ -15,8 +15,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from dronectl.api.controller import Command, CommandUpdate
-from dronectl.api.models import (
+from dronectl.automations.patrols.store import mission_data
+from dronectl.domain.patrols.missions import Mission, MissionKind, MissionState
+from dronectl.operations.models import (
     AIRBORNE_PHASES,
     Blocker,
     DockState,
@@ -37,8 +38,7 @@ from dronectl.api.models import (
     Telemetry,
     Weather,
 )
-from dronectl.patrols.missions import Mission, MissionKind, MissionState
-from dronectl.patrols.store import mission_data
+from dronectl.operations.port import Command, CommandUpdate
 
 HOME_LAT = 43.88
 HOME_LON = 125.35
@@ -178,7 +178,7 @@ class FakeController:
 
     def publish(self, event: Event) -> None:
         """An event of the service's automations (patrol, congestion, detection...) to every
-        subscriber, as FleetApiController.publish does."""
+        subscriber, as FleetOperations.publish does."""
         for queue in self._subscribers:
             queue.put_nowait(event)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from dronectl.api.mqtt import MqttApi
-from dronectl.api.settings import MqttSettings
+from dronectl.transports.mqtt.mqtt import MqttApi
+from dronectl.transports.mqtt.settings import MqttSettings
 from tests.api.fake_controller import FakeController
 
 

@@ -6,13 +6,16 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dronectl.api.audit_outcomes import AuditOutcomes, reply_from_outcome
-from dronectl.api.dispatch import Dispatcher, Execute, Repeat
-from dronectl.api.models import ErrorCode
-from dronectl.api.topics import Topics
 from dronectl.audit import AuditStore, CommandOutcome, CommandRecord
+from dronectl.domain.roles import Channel, Role
+from dronectl.operations.audit_outcomes import AuditOutcomes, reply_from_outcome
+from dronectl.operations.models import ErrorCode
+from dronectl.operations.requests import Dispatcher, Execute, Repeat, Sender
+from dronectl.operations.topics import Topics
 
 NOW = datetime(2025, 1, 13, 8, 30, tzinfo=UTC)
+TOPIC = "dronectl/v1/nests/3/commands/p"
+P = Sender("p", Role.PILOT, Channel.MQTT)
 
 
 def _payload(command_id: str) -> bytes:
@@ -56,8 +59,8 @@ async def test_recorded_command_is_a_repeat(tmp_path: Path) -> None:
             first = await outcomes.first_outcome(command_id)
             if first is not None:
                 dispatcher.remember(command_id, first)
-        repeat = dispatcher.decide("dronectl/v1/nests/3/commands", _payload("before-restart"))
+        repeat = dispatcher.decide(TOPIC, _payload("before-restart"), P)
         assert isinstance(repeat, Repeat) and repeat.reply.ok and repeat.reply.repeated
-        assert isinstance(dispatcher.decide("dronectl/v1/nests/3/commands", _payload("new-one")), Execute)
+        assert isinstance(dispatcher.decide(TOPIC, _payload("new-one"), P), Execute)
     finally:
         await store.close()

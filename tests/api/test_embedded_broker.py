@@ -6,10 +6,15 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 
-from dronectl.api.broker import EmbeddedBroker
-from dronectl.api.service import serve_api
-from dronectl.api.settings import MqttSettings
+from pydantic import SecretStr
+
+from dronectl.domain.roles import Role
+from dronectl.operations.users import Bootstrap, add_user, bootstrap
+from dronectl.transports.mqtt.broker import EmbeddedBroker
+from dronectl.transports.mqtt.service import serve_api
+from dronectl.transports.mqtt.settings import MqttSettings
 from tests.api.command_center import CommandCenter, poll_until, request
 from tests.api.conftest import command_center, free_tcp_port, running_api
 from tests.api.fake_controller import FakeController
@@ -17,13 +22,31 @@ from tests.api.fake_controller import FakeController
 ROOT = "dronectl/v1"
 
 
-async def test_api_through_the_embedded_broker() -> None:
+def _accounts(tmp_path: Path) -> tuple[Path, Bootstrap]:
+    users_file = tmp_path / "users"
+    add_user(users_file, "cc", Role.PILOT, "cc-password")
+    return users_file, bootstrap(users_file)
+
+
+async def test_api_through_the_embedded_broker(tmp_path: Path) -> None:
     port = free_tcp_port()
-    async with EmbeddedBroker("127.0.0.1", port) as broker:
+    users_file, account = _accounts(tmp_path)
+    async with EmbeddedBroker("127.0.0.1", port, users_file=users_file) as broker:
         assert broker.url == f"mqtt://127.0.0.1:{port}"
         controller = FakeController(step_s=0.02)
-        settings = MqttSettings(broker=broker.url, root=ROOT)
-        async with running_api(settings, controller), command_center(port, ROOT) as cc:
+        settings = MqttSettings(
+            broker=broker.url,
+            root=ROOT,
+            username=account.service_user,
+            password=SecretStr(account.service_password),
+        )
+        # the command center here reads everything: it logs in as the service's account
+        async with (
+            running_api(settings, controller),
+            command_center(
+                port, ROOT, username=account.service_user, password=account.service_password
+            ) as cc,
+        ):
             assert (await cc.wait_for(f"{ROOT}/status"))["state"] == "online"
             state = await cc.wait_for(f"{ROOT}/nests/1/state")
             assert state["phase"] == "ready"
@@ -33,21 +56,28 @@ async def test_api_through_the_embedded_broker() -> None:
                 {"target": {"lat": 43.9, "lon": 125.3, "alt_m": 50}},
                 reply_to=f"{ROOT}/replies/cc/1",
             )
-            await cc.publish(f"{ROOT}/nests/1/commands", launch)
+            await cc.publish(f"{ROOT}/nests/1/commands/cc", launch)
             assert (await cc.wait_for(f"{ROOT}/replies/cc/1", lambda p: p["kind"] == "reply"))["ok"] is True
             await cc.wait_for(f"{ROOT}/replies/cc/1", lambda p: p.get("state") == "succeeded")
             await cc.wait_for(f"{ROOT}/nests/1/events", lambda e: e["kind"] == "on_station")
     # stopped cleanly: the port is free again
-    async with EmbeddedBroker("127.0.0.1", port):
+    async with EmbeddedBroker("127.0.0.1", port, users_file=users_file):
         pass
 
 
-async def test_serve_api_starts_the_embedded_broker_when_none_is_configured() -> None:
+async def test_serve_api_starts_the_embedded_broker_when_none_is_configured(tmp_path: Path) -> None:
     port = free_tcp_port()
-    settings = MqttSettings(broker=None, embedded_port=port, root=ROOT)
-    task = asyncio.create_task(serve_api(settings, FakeController()))
+    users_file, account = _accounts(tmp_path)
+    settings = MqttSettings(
+        broker=None,
+        embedded_port=port,
+        root=ROOT,
+        username=account.service_user,
+        password=SecretStr(account.service_password),
+    )
+    task = asyncio.create_task(serve_api(settings, FakeController(), users_file=users_file))
     try:
-        async with command_center_when_up(port) as cc:
+        async with command_center_when_up(port, "cc", "cc-password") as cc:
             assert (await cc.wait_for(f"{ROOT}/status"))["state"] == "online"
     finally:
         task.cancel()
@@ -56,7 +86,7 @@ async def test_serve_api_starts_the_embedded_broker_when_none_is_configured() ->
 
 
 @contextlib.asynccontextmanager
-async def command_center_when_up(port: int) -> AsyncIterator[CommandCenter]:
+async def command_center_when_up(port: int, user: str, password: str) -> AsyncIterator[CommandCenter]:
     """Connect once the broker inside serve_api listens."""
 
     def listening() -> bool:
@@ -64,5 +94,10 @@ async def command_center_when_up(port: int) -> AsyncIterator[CommandCenter]:
             return s.connect_ex(("127.0.0.1", port)) == 0
 
     await poll_until(listening, timeout_s=10, what="the embedded broker")
-    async with command_center(port, ROOT) as cc:
+    cc = CommandCenter("127.0.0.1", port, username=user, password=password)
+    await cc.connect()
+    try:
+        await cc.subscribe(f"{ROOT}/status")
         yield cc
+    finally:
+        cc.close()

@@ -1,7 +1,9 @@
 """Hypothesis fuzz of topics and payloads through dispatch (pure) and the API's message handler.
 
 Every case is answered or ignored, nothing crashes, and no command reaches the controller unless
-it is valid, unexpired, authorised, on a nest-command or fleet topic, not retained, and new.
+it is valid, unexpired, authorised for the role of the user its topic names (never the role it
+claims), without a forged actor or a reply_to outside that user's replies, on a nest-command or
+fleet topic, not retained, and new.
 """
 
 from __future__ import annotations
@@ -14,20 +16,35 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dronectl.api.controller import Command, CommandUpdate
-from dronectl.api.dispatch import Dispatcher, Execute, Ignore, Refuse, Repeat, first_reply
-from dronectl.api.models import FLEET_METHOD_ARGS, NEST_METHOD_ARGS, Method, ProgressState, Request, Role
-from dronectl.api.mqtt import MqttApi
-from dronectl.api.roles import may_call
-from dronectl.api.settings import MqttSettings
-from dronectl.api.topics import FleetCommands, NestCommands, Topics
+from dronectl.domain.roles import Channel
+from dronectl.operations.models import (
+    FLEET_METHOD_ARGS,
+    NEST_METHOD_ARGS,
+    Method,
+    ProgressState,
+    Request,
+    Role,
+)
+from dronectl.operations.port import Command, CommandUpdate
+from dronectl.operations.requests import Dispatcher, Execute, Ignore, Refuse, Repeat, Sender, first_reply
+from dronectl.operations.roles import may_call
+from dronectl.operations.topics import FleetCommands, NestCommands, Topics
+from dronectl.transports.mqtt.mqtt import MqttApi
+from dronectl.transports.mqtt.settings import MqttSettings
 from tests.api.fake_controller import FakeController
 
 ROOT = "dronectl/v1"
 NOW = datetime(2025, 1, 13, 8, 30, tzinfo=UTC)
 NESTS = (1, 2, 3)
 
-good_topics = st.sampled_from([f"{ROOT}/nests/1/commands", f"{ROOT}/nests/2/commands", f"{ROOT}/commands"])
+# the users file as the service would read it: the topic's last level is the sender
+USERS = {"u": Role.PILOT, "c": Role.COMMANDER, "o": Role.OBSERVER, "a": Role.AUTOMATION, "r": Role.REPORTER}
+senders = st.sampled_from(["u", "u", "c", "o", "a", "r", "nobody"])
+good_topics = st.builds(
+    lambda where, user: f"{ROOT}/{where}/{user}",
+    st.sampled_from(["nests/1/commands", "nests/2/commands", "commands"]),
+    senders,
+)
 topics = st.one_of(
     good_topics,
     good_topics,
@@ -35,17 +52,18 @@ topics = st.one_of(
     st.sampled_from(
         [
             f"{ROOT}/nests/1/commands",
-            f"{ROOT}/nests/3/commands",
+            f"{ROOT}/nests/3/commands/u",
             f"{ROOT}/commands",
-            f"{ROOT}/incidents",
-            f"{ROOT}/nests/4/commands",
-            f"{ROOT}/nests/01/commands",
+            f"{ROOT}/incidents/c",
+            f"{ROOT}/nests/4/commands/u",
+            f"{ROOT}/nests/01/commands/u",
             f"{ROOT}/nests/1/state",
-            f"{ROOT}/nests/1/commands/x",
-            "dronectl/v2/commands",
+            f"{ROOT}/nests/1/commands/x/y",
+            "dronectl/v2/commands/u",
         ]
     ),
-    st.builds(lambda n: f"{ROOT}/nests/{n}/commands", st.text(max_size=5)),
+    st.builds(lambda n: f"{ROOT}/nests/{n}/commands/u", st.text(max_size=5)),
+    st.builds(lambda u: f"{ROOT}/commands/{u}", st.text(max_size=5)),
     st.text(max_size=40),
 )
 
@@ -76,7 +94,11 @@ requests_fields: dict[str, st.SearchStrategy[Any]] = {
     "method": st.one_of(st.sampled_from([m.value for m in Method]), st.text(max_size=12)),
     "args": st.one_of(st.sampled_from(list(valid_args.values())), st.just({}), json_values),
     "actor": st.one_of(
-        st.builds(lambda r: {"id": "u", "role": r}, st.sampled_from([r.value for r in Role] + ["root", ""])),
+        st.builds(
+            lambda i, r: {"id": i, "role": r},
+            st.sampled_from([*USERS, "x"]),
+            st.sampled_from([r.value for r in Role] + ["root", ""]),
+        ),
         json_values,
     ),
     "issued_at": st.one_of(
@@ -85,7 +107,13 @@ requests_fields: dict[str, st.SearchStrategy[Any]] = {
         json_values,
     ),
     "ttl_s": st.one_of(st.floats(), st.integers(-5, 700), st.text(max_size=4)),
-    "reply_to": st.one_of(st.none(), st.sampled_from(["r/1", "r/#", "$SYS/x", ""]), st.text(max_size=10)),
+    "reply_to": st.one_of(
+        st.none(),
+        st.sampled_from(
+            ["r/1", "r/#", "$SYS/x", "", f"{ROOT}/replies/u/1", f"{ROOT}/replies/c", f"{ROOT}/nests/1/state"]
+        ),
+        st.text(max_size=10),
+    ),
     "extra": json_values,
 }
 requests = st.fixed_dictionaries({k: v for k, v in requests_fields.items() if k != "extra"})
@@ -96,17 +124,23 @@ NO_ARGS = {"hold", "return_home", "land", "abort", "speaker.stop", "control.take
 
 @st.composite
 def good_requests(draw: st.DrawFn) -> dict[str, Any]:
-    """Well-formed requests (any role, so some are forbidden), sometimes with one field spoiled."""
+    """Well-formed requests (claiming any actor or none, so some are forbidden or forged),
+    sometimes with one field spoiled."""
     method = draw(st.sampled_from([m.value for m in Method]))
+    user = draw(st.sampled_from(list(USERS)))
     request: dict[str, Any] = {
         "id": draw(st.from_regex(r"[a-e][0-9]{0,2}", fullmatch=True)),
         "method": method,
         "args": {} if method in NO_ARGS else valid_args[method],
-        "actor": {"id": "u", "role": draw(st.sampled_from([r.value for r in Role]))},
         "issued_at": (NOW + timedelta(seconds=draw(st.integers(-40, 10)))).isoformat(),
         "ttl_s": draw(st.sampled_from([5, 30, 60.5])),
-        "reply_to": draw(st.sampled_from([None, "r/1", f"{ROOT}/replies/u/x"])),
+        "reply_to": draw(st.sampled_from([None, "r/1", f"{ROOT}/replies/{user}/x", f"{ROOT}/replies/u/x"])),
     }
+    if draw(st.booleans()):
+        request["actor"] = {
+            "id": user,
+            "role": draw(st.sampled_from([USERS[user].value, "pilot", "commander"])),
+        }
     spoil = draw(st.sampled_from([None, None, None, *requests_fields]))
     if spoil is not None:
         request[spoil] = draw(requests_fields[spoil])
@@ -140,25 +174,34 @@ def _independently_valid(topic: str, payload: bytes, retained: bool) -> Command:
     assert not retained
     where = Topics(ROOT).parse(topic, NESTS)
     assert isinstance(where, NestCommands | FleetCommands)
+    role = USERS[where.user]  # a user of ours
     request = Request.model_validate_json(payload)
+    assert request.actor is None or (request.actor.id, request.actor.role) == (where.user, role)
+    assert request.reply_to is None or request.reply_to.startswith(f"{ROOT}/replies/{where.user}/")
     issued = request.issued_at.timestamp()
     assert issued - 5.0 <= _clock() <= issued + request.ttl_s
     table = NEST_METHOD_ARGS if isinstance(where, NestCommands) else FLEET_METHOD_ARGS
     method = Method(request.method)
     assert method in table
-    assert may_call(request.actor.role, method)
+    assert may_call(role, method)
     table[method].model_validate(request.args)
     return Command(
         id=request.id,
         method=method,
         nest_id=where.nest_id if isinstance(where, NestCommands) else None,
         args=table[method].model_validate(request.args),
-        actor_id=request.actor.id,
-        actor_role=request.actor.role,
+        actor_id=where.user,
+        actor_role=role,
         issued_at_unix_s=issued,
         deadline_unix_s=issued + request.ttl_s,
         received_at_unix_s=_clock(),
+        channel=Channel.MQTT,
     )
+
+
+def _sender(topic: str) -> Sender | None:
+    user = Topics(ROOT).sender(topic)
+    return Sender(user, USERS[user], Channel.MQTT) if user in USERS else None
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -167,7 +210,7 @@ def test_dispatch_fuzz(batch: list[tuple[str, bytes, bool]]) -> None:
     dispatcher = Dispatcher(Topics(ROOT), NESTS, _clock)
     executed: set[str] = set()
     for topic, payload, retained in batch:
-        decision = dispatcher.decide(topic, payload, retained=retained)
+        decision = dispatcher.decide(topic, payload, _sender(topic), retained=retained)
         assert isinstance(decision, Execute | Refuse | Repeat | Ignore)
         if isinstance(decision, Execute):
             expected = _independently_valid(topic, payload, retained)
@@ -185,7 +228,8 @@ def test_dispatch_fuzz(batch: list[tuple[str, bytes, bool]]) -> None:
 
 async def _through_the_api(batch: list[tuple[str, bytes, bool]]) -> list[Command]:
     controller = FakeController(NESTS, clock=_clock, step_s=0.0)
-    api = MqttApi(MqttSettings(broker="mqtt://127.0.0.1:1", root=ROOT), controller, clock=_clock)
+    settings = MqttSettings(broker="mqtt://127.0.0.1:1", root=ROOT)
+    api = MqttApi(settings, controller, clock=_clock, role_of=USERS.get)
     async with asyncio.TaskGroup() as tasks:
         api._tasks = tasks  # commands run here, as under MqttApi.run (no broker: publishes are dropped)
         for topic, payload, retained in batch:

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from dronectl.api.models import (
+from dronectl.domain.nest_state import NestPhase
+from dronectl.operations.models import (
     NEST_METHOD_ARGS,
     ErrorBody,
     ErrorCode,
@@ -24,7 +25,6 @@ from dronectl.api.models import (
     Role,
     SpeakerSayArgs,
 )
-from dronectl.nest_state import NestPhase
 
 
 def _request(**changes: Any) -> dict[str, Any]:
@@ -43,7 +43,7 @@ def _request(**changes: Any) -> dict[str, Any]:
 
 def test_a_valid_request_parses() -> None:
     request = Request.model_validate_json(json.dumps(_request()))
-    assert request.actor.role is Role.PILOT
+    assert request.actor is not None and request.actor.role is Role.PILOT
     assert request.issued_at == datetime(2025, 1, 13, 8, 30, tzinfo=UTC)
 
 

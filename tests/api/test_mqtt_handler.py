@@ -10,13 +10,17 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from dronectl.api.controller import Command, CommandUpdate
-from dronectl.api.mqtt import MqttApi
-from dronectl.api.settings import MqttSettings
+from dronectl.audit import AuditUnavailableError
+from dronectl.domain.roles import Role
+from dronectl.operations.audit_outcomes import AuditOutcomes
+from dronectl.operations.models import ProgressState
+from dronectl.operations.port import Command, CommandUpdate
+from dronectl.transports.mqtt.mqtt import MqttApi
+from dronectl.transports.mqtt.settings import MqttSettings
 from tests.api.fake_controller import FakeController
 
 NOW = datetime(2025, 1, 13, 8, 30, tzinfo=UTC)
-TOPIC = "dronectl/v1/nests/1/commands"
+TOPIC = "dronectl/v1/nests/1/commands/p"
 
 
 class CrashingController(FakeController):
@@ -28,7 +32,12 @@ class CrashingController(FakeController):
 
 class CapturingApi(MqttApi):
     def __init__(self, controller: FakeController) -> None:
-        super().__init__(MqttSettings(broker="mqtt://127.0.0.1:1"), controller, clock=lambda: NOW.timestamp())
+        super().__init__(
+            MqttSettings(broker="mqtt://127.0.0.1:1"),
+            controller,
+            clock=lambda: NOW.timestamp(),
+            role_of={"p": Role.PILOT}.get,
+        )
         self.sent: list[tuple[str, dict[str, Any]]] = []
 
     async def _publish(self, topic: str, model: BaseModel, *, qos: int, retain: bool = False) -> bool:
@@ -44,7 +53,7 @@ def _payload(command_id: str, method: str = "hold") -> bytes:
             "actor": {"id": "p", "role": "pilot"},
             "issued_at": NOW.isoformat(),
             "ttl_s": 10,
-            "reply_to": "r/1",
+            "reply_to": "dronectl/v1/replies/p/1",
         }
     ).encode()
 
@@ -55,6 +64,8 @@ async def _run(api: CapturingApi, *payloads: bytes) -> None:
         for payload in payloads:
             await api._handle(TOPIC, payload, retained=False)
             await asyncio.sleep(0)
+            while api._outbox:  # refusals and repeats are published from the outbox
+                await api._outbox.popleft()()
 
 
 async def test_a_crashing_controller_is_answered_internal() -> None:
@@ -62,7 +73,7 @@ async def test_a_crashing_controller_is_answered_internal() -> None:
     await _run(api, _payload("x"))
     assert api.sent == [
         (
-            "r/1",
+            "dronectl/v1/replies/p/1",
             {
                 "kind": "reply",
                 "id": "x",
@@ -89,3 +100,48 @@ async def test_refusal_sends_no_progress_and_success_sends_all() -> None:
     assert [p["kind"] for p in rtl] == ["reply"] and rtl[0]["error"]["code"] == "refused"
     hold = [(p["kind"], p.get("state")) for t, p in api.sent if p.get("id") == "hold"]
     assert hold == [("reply", None), ("progress", "accepted"), ("progress", "succeeded")]
+
+
+class SlowToAnswer(FakeController):
+    """Gives its first answer only when told to."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.answer = asyncio.Event()
+
+    async def execute(self, command: Command) -> AsyncIterator[CommandUpdate]:
+        self.executed.append(command)
+        await self.answer.wait()
+        yield CommandUpdate(ProgressState.ACCEPTED)
+        yield CommandUpdate(ProgressState.SUCCEEDED)
+
+
+async def test_copies_of_a_pending_command_are_each_answered_once_it_answers() -> None:
+    controller = SlowToAnswer(clock=lambda: NOW.timestamp())
+    api = CapturingApi(controller)
+    async with asyncio.TaskGroup() as tasks:
+        api._tasks = tasks
+        for _ in range(3):  # back to back: the first runs, the copies wait for its first outcome
+            await api._handle(TOPIC, _payload("slow"), retained=False)
+        await asyncio.sleep(0)
+        assert api.sent == [] and len(controller.executed) == 1
+        controller.answer.set()
+    replies = [p for _, p in api.sent if p["kind"] == "reply"]
+    assert sorted((r["id"], r["ok"], r["repeated"]) for r in replies) == [
+        ("slow", True, False),
+        ("slow", True, True),
+        ("slow", True, True),
+    ]
+    assert len(controller.executed) == 1
+
+
+async def test_a_refusal_the_audit_store_cannot_record_is_still_answered() -> None:
+    class FailingStore:
+        async def record_command(self, record: object) -> None:
+            raise AuditUnavailableError("the database is away")
+
+    api = CapturingApi(FakeController(clock=lambda: NOW.timestamp()))
+    api.gateway.outcomes = AuditOutcomes(FailingStore())  # type: ignore[arg-type]
+    await _run(api, _payload("forbidden", "maintenance.set"))
+    (reply,) = [p for _, p in api.sent if p["kind"] == "reply"]
+    assert reply["id"] == "forbidden" and reply["error"]["code"] == "forbidden"

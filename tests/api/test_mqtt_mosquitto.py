@@ -9,12 +9,17 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from dronectl.api.models import NestState, Phase, Telemetry
-from dronectl.api.settings import MqttSettings
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from dronectl.operations.models import NestState, Phase, Telemetry
+from dronectl.transports.mqtt.settings import MqttSettings
 from tests.api.command_center import poll_until, request
 from tests.api.conftest import Mosquitto, command_center, running_api
 from tests.api.fake_controller import FakeController
@@ -39,7 +44,7 @@ async def test_launch_progress_events_telemetry_and_return(mosquitto_port: int, 
 
         reply_to = f"{root}/replies/cc/launch"
         launch = request("launch", TARGET, reply_to=reply_to)
-        await cc.publish(f"{root}/nests/2/commands", launch)
+        await cc.publish(f"{root}/nests/2/commands/cc", launch)
         reply = await cc.wait_for(reply_to, lambda p: p["kind"] == "reply")
         assert reply == {
             "kind": "reply",
@@ -76,7 +81,7 @@ async def test_launch_progress_events_telemetry_and_return(mosquitto_port: int, 
         assert sample.position.lat == 43.90 and sample.ground_speed_mps > 0
 
         back = request("return_home", reply_to=f"{root}/replies/cc/rtl")
-        await cc.publish(f"{root}/nests/2/commands", back)
+        await cc.publish(f"{root}/nests/2/commands/cc", back)
         await cc.wait_for(f"{root}/replies/cc/rtl", lambda p: p.get("state") == "succeeded")
         await cc.wait_for(f"{root}/nests/2/events", lambda p: p["kind"] == "landed")
         home = await cc.wait_for(f"{root}/nests/2/state", lambda p: p["phase"] == "charging")
@@ -101,7 +106,7 @@ async def test_refusals_over_mqtt(mosquitto_port: int, root: str) -> None:
         running_api(_settings(mosquitto_port, root), controller),
         command_center(mosquitto_port, root) as cc,
     ):
-        topic = f"{root}/nests/1/commands"
+        topic = f"{root}/nests/1/commands/cc"
         old = datetime.now(UTC) - timedelta(seconds=60)
         expired = request("launch", TARGET, reply_to=f"{root}/replies/cc/a", issued_at=old, ttl_s=10)
         await cc.publish(topic, expired)
@@ -127,9 +132,16 @@ async def test_refusals_over_mqtt(mosquitto_port: int, root: str) -> None:
 
         # refused by the controller: nest in maintenance (a commander sets it)
         await cc.publish(
-            topic, request("maintenance.set", {"on": True}, role="commander", reply_to=f"{root}/replies/cc/d")
+            f"{root}/nests/1/commands/cmd",
+            request(
+                "maintenance.set",
+                {"on": True},
+                role="commander",
+                user="cmd",
+                reply_to=f"{root}/replies/cmd/d",
+            ),
         )
-        await cc.wait_for(f"{root}/replies/cc/d", lambda p: p.get("state") == "succeeded")
+        await cc.wait_for(f"{root}/replies/cmd/d", lambda p: p.get("state") == "succeeded")
         await cc.publish(topic, request("launch", TARGET, reply_to=f"{root}/replies/cc/e"))
         reply = await cc.wait_for(f"{root}/replies/cc/e")
         assert reply["error"]["code"] == "refused"
@@ -149,9 +161,9 @@ async def test_repeated_id_is_executed_once(mosquitto_port: int, root: str) -> N
         say = request(
             "speaker.say", {"text": "前方路面结冰，请减速慢行", "lang": "zh"}, reply_to=f"{root}/replies/cc/s"
         )
-        await cc.publish(f"{root}/nests/3/commands", say)
+        await cc.publish(f"{root}/nests/3/commands/cc", say)
         await cc.wait_for(f"{root}/replies/cc/s", lambda p: p.get("state") == "succeeded")
-        await cc.publish(f"{root}/nests/3/commands", say)  # a client retry, same id
+        await cc.publish(f"{root}/nests/3/commands/cc", say)  # a client retry, same id
         repeat = await cc.wait_for(f"{root}/replies/cc/s", lambda p: p.get("repeated") is True)
         assert repeat["ok"] is True and repeat["result"]["state"] == "accepted"
         assert [c.id for c in controller.executed] == [say["id"]]
@@ -163,17 +175,17 @@ async def test_retained_command_is_never_executed(mosquitto_port: int, root: str
     async with command_center(mosquitto_port, root) as cc:
         # published (retained) while the service is not there
         stale = request("launch", TARGET, reply_to=f"{root}/replies/cc/r", ttl_s=600)
-        await cc.publish(f"{root}/nests/1/commands", stale, retain=True)
+        await cc.publish(f"{root}/nests/1/commands/cc", stale, retain=True)
         try:
             async with running_api(_settings(mosquitto_port, root), controller) as run:
                 fresh = request("hold", reply_to=f"{root}/replies/cc/h")
-                await cc.publish(f"{root}/nests/1/commands", fresh)
+                await cc.publish(f"{root}/nests/1/commands/cc", fresh)
                 await cc.wait_for(f"{root}/replies/cc/h")
                 assert run.api.connections == 1
                 assert [c.id for c in controller.executed] == [fresh["id"]]
                 assert cc.payloads(f"{root}/replies/cc/r") == []
         finally:
-            await cc.publish(f"{root}/nests/1/commands", b"", retain=True)  # clear the retained message
+            await cc.publish(f"{root}/nests/1/commands/cc", b"", retain=True)  # clear the retained message
 
 
 async def test_messages_beyond_our_subscriptions_are_ignored(mosquitto_port: int, root: str) -> None:
@@ -187,11 +199,11 @@ async def test_messages_beyond_our_subscriptions_are_ignored(mosquitto_port: int
         await client.subscribe(f"{root}/#")  # as if the broker sent us more than we asked for
         await client.subscribe("elsewhere/#")
         launch = request("launch", TARGET, reply_to=f"{root}/replies/cc/x")
-        await cc.publish(f"{root}/nests/1/commands/extra", launch)
+        await cc.publish(f"{root}/nests/1/commands/cc/extra", launch)
         await cc.publish("elsewhere/nests/1/commands", launch)
         await cc.publish(f"{root}/nests/01/state", launch)
         ok = request("hold", reply_to=f"{root}/replies/cc/ok")
-        await cc.publish(f"{root}/nests/1/commands", ok)
+        await cc.publish(f"{root}/nests/1/commands/cc", ok)
         await cc.wait_for(f"{root}/replies/cc/ok")
         assert [c.id for c in controller.executed] == [ok["id"]]
         assert cc.payloads(f"{root}/replies/cc/x") == []
@@ -212,8 +224,8 @@ async def test_incident_reaches_the_controller(mosquitto_port: int, root: str) -
             "reported_at": datetime.now(UTC).isoformat(),
             "actor": {"id": "dispatch", "role": "commander"},
         }
-        await cc.publish(f"{root}/incidents", incident)
-        await cc.publish(f"{root}/incidents", {"id": "bad", "kind": "x"})
+        await cc.publish(f"{root}/incidents/dispatch", incident)
+        await cc.publish(f"{root}/incidents/dispatch", {"id": "bad", "kind": "x"})
         await cc.wait_until(lambda: len(controller.incidents) == 1, what="incident")
         assert controller.incidents[0].text == "多车追尾，路面结冰"
         event = await cc.wait_for(f"{root}/events", lambda e: e["kind"] == "command_rejected")
@@ -261,7 +273,7 @@ async def test_broker_restart_mid_flight(own_mosquitto: Mosquitto, root: str) ->
     async with running_api(settings, controller) as run:
         async with command_center(port, root) as cc:
             launch = request("launch", TARGET, reply_to=f"{root}/replies/cc/l")
-            await cc.publish(f"{root}/nests/1/commands", launch)
+            await cc.publish(f"{root}/nests/1/commands/cc", launch)
             await cc.wait_for(f"{root}/replies/cc/l", lambda p: p.get("state") == "succeeded")
             await cc.wait_for(f"{root}/nests/1/state", lambda p: p["phase"] == "on_station")
 
@@ -284,5 +296,49 @@ async def test_broker_restart_mid_flight(own_mosquitto: Mosquitto, root: str) ->
             for m in cc.messages(f"{root}/nests/1/telemetry"):
                 assert Telemetry.model_validate_json(m.payload).at.timestamp() >= outage_over - 0.1
             # and commands work again
-            await cc.publish(f"{root}/nests/1/commands", request("hold", reply_to=f"{root}/replies/cc/h"))
+            await cc.publish(f"{root}/nests/1/commands/cc", request("hold", reply_to=f"{root}/replies/cc/h"))
             assert (await cc.wait_for(f"{root}/replies/cc/h"))["ok"] is True
+
+
+async def test_commands_sent_while_the_service_is_away_are_delivered_and_judged(
+    mosquitto_port: int, root: str
+) -> None:
+    """The persistent session (clean session off, the same client id, QoS 1): what a client
+    publishes while the service is disconnected is kept by the broker and delivered when it comes
+    back, each command judged by its own expiry: the one still in time runs, the expired one is
+    refused (answered, not lost)."""
+    client_id = f"dronectl-test-{uuid.uuid4().hex[:8]}"
+    settings = _settings(mosquitto_port, root, client_id=client_id)
+    async with command_center(mosquitto_port, root) as cc:
+        async with running_api(settings, FakeController()) as first:
+            assert first.api.connections == 1  # the session (and its subscription) now exists
+        in_time = request("hold", reply_to=f"{root}/replies/cc/in-time", ttl_s=60)
+        expired = request(
+            "hold",
+            reply_to=f"{root}/replies/cc/late",
+            issued_at=datetime.now(UTC) - timedelta(seconds=30),
+            ttl_s=5,
+        )
+        await cc.publish(f"{root}/nests/1/commands/cc", in_time)  # nobody subscribed is online
+        await cc.publish(f"{root}/nests/1/commands/cc", expired)
+        controller = FakeController()
+        async with running_api(settings, controller):
+            reply = await cc.wait_for(f"{root}/replies/cc/in-time", lambda p: p["kind"] == "reply")
+            assert reply["ok"] is True
+            late = await cc.wait_for(f"{root}/replies/cc/late")
+            assert late["ok"] is False and late["error"]["code"] == "expired"
+            assert [c.id for c in controller.executed] == [in_time["id"]]
+    # leave no session behind on the shared broker: a clean session with the same id ends it
+    await asyncio.to_thread(_end_session, mosquitto_port, client_id)
+
+
+def _end_session(port: int, client_id: str) -> None:
+    eraser = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+    eraser.connect("127.0.0.1", port, 10)
+    eraser.disconnect()
+
+
+def test_reconnect_back_off_is_capped_at_a_few_seconds() -> None:
+    assert MqttSettings().reconnect_max_s <= 3.0
+    with pytest.raises(ValueError):
+        MqttSettings(reconnect_max_s=30.0)

@@ -26,6 +26,7 @@ from dronectl.audit import (
     FlightEvent,
     FlightOutcome,
     FlightStart,
+    LoginFailureRecord,
     MissionRecord,
     OutcomeRecord,
     SchemaError,
@@ -34,7 +35,9 @@ from dronectl.audit import (
     UnknownRecordError,
     migrate,
 )
+from dronectl.audit.connection import Connection
 from dronectl.audit.schema import MIGRATIONS, TABLES
+from tests.pg import is_pg, query
 
 T0 = 1_760_000_000.0
 
@@ -63,8 +66,8 @@ def cmd(
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[AuditStore]:
-    async with await AuditStore.open(tmp_path / "audit.db") as s:
+async def store(location: str) -> AsyncIterator[AuditStore]:
+    async with await AuditStore.open(location) as s:
         yield s
 
 
@@ -236,7 +239,7 @@ TAMPERING = {
         "UPDATE commands SET actor_id = 'mallory'",
         "DELETE FROM commands",
         "INSERT OR REPLACE INTO commands SELECT command_id, at_unix_s, 'mallory', actor_role, nest_id,"
-        " method, args_json FROM commands",
+        " method, args_json, channel FROM commands",
     ),
     "command_outcomes": (
         "UPDATE command_outcomes SET outcome = 'succeeded'",
@@ -277,17 +280,42 @@ TAMPERING = {
         "INSERT OR REPLACE INTO missions SELECT seq, mission_id, at_unix_s, kind, stretch_id, 'ended',"
         " nest_id, reason, data_json FROM missions",
     ),
+    "login_failures": (
+        "UPDATE login_failures SET attempts = 1",
+        "DELETE FROM login_failures",
+        "INSERT OR REPLACE INTO login_failures SELECT seq, at_unix_s, first_at_unix_s, channel,"
+        " 'nobody', remote_addr, reason, 1 FROM login_failures",
+    ),
 }
 
 
-def dump(path: Path) -> dict[str, list[tuple[object, ...]]]:
-    with sqlite3.connect(path) as conn:
-        return {t: conn.execute(f"SELECT * FROM {t}").fetchall() for t in TABLES}
+# PostgreSQL has no INSERT OR REPLACE; its upsert is an UPDATE, and TRUNCATE empties a table at once
+TAMPERING_PG = {
+    t: (
+        statements[0],
+        statements[1],
+        f"TRUNCATE {t} CASCADE",
+    )
+    for t, statements in TAMPERING.items()
+} | {
+    "commands": (
+        "UPDATE commands SET actor_id = 'mallory'",
+        "DELETE FROM commands",
+        "TRUNCATE commands CASCADE",
+        "INSERT INTO commands (command_id, at_unix_s, actor_id, actor_role, method, args_json)"
+        " VALUES ('c1', 0, 'mallory', 'pilot', 'hold', '{}')"
+        " ON CONFLICT (command_id) DO UPDATE SET actor_id = 'mallory'",
+    )
+}
 
 
-async def test_every_table_refuses_update_delete_and_replace(tmp_path: Path) -> None:
-    assert set(TAMPERING) == set(TABLES)
-    path = tmp_path / "audit.db"
+def dump(location: str) -> dict[str, list[tuple[object, ...]]]:
+    return {t: query(location, f"SELECT * FROM {t} ORDER BY 1") for t in TABLES}
+
+
+async def test_every_table_refuses_update_delete_and_replace(location: str) -> None:
+    assert set(TAMPERING) == set(TABLES) == set(TAMPERING_PG)
+    path = location
     async with await AuditStore.open(path) as store:
         await store.record_command(cmd("c1"))
         await store.record_outcome(
@@ -301,21 +329,34 @@ async def test_every_table_refuses_update_delete_and_replace(tmp_path: Path) -> 
         await store.record_mission(
             MissionRecord("m1", T0, "black_ice", "s1", "patrolling", 1, "on the route", {"leg": 0})
         )
+        await store.record_login_failure(
+            LoginFailureRecord(T0 + 5, "mqtt", "li.wei", "10.0.0.9", "wrong password", 7, T0)
+        )
     before = dump(path)
     assert {t: len(rows) for t, rows in before.items()} == {
         t: 2 if t == "command_outcomes" else 1 for t in TABLES
     }
 
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        for statements in TAMPERING.values():
-            for sql in statements:
-                with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-                    conn.execute(sql)
-        # appending stays possible for anyone; the triggers stop only rewriting history
-        conn.execute(APPEND_TRANSITION)
-    finally:
-        conn.close()
+    if is_pg(location):
+        import psycopg
+
+        with psycopg.connect(location, autocommit=True) as pg:
+            for statements in TAMPERING_PG.values():
+                for sql in statements:
+                    with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                        pg.execute(sql.encode())
+            pg.execute(APPEND_TRANSITION.encode())
+    else:
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            for statements in TAMPERING.values():
+                for sql in statements:
+                    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                        conn.execute(sql)
+            # appending stays possible for anyone; the triggers stop only rewriting history
+            conn.execute(APPEND_TRANSITION)
+        finally:
+            conn.close()
     after = dump(path)
     assert {t: rows for t, rows in after.items() if t != "transitions"} == {
         t: rows for t, rows in before.items() if t != "transitions"
@@ -326,14 +367,17 @@ async def test_every_table_refuses_update_delete_and_replace(tmp_path: Path) -> 
 # ---- schema and durability settings ------------------------------------------------------------
 
 
-async def test_schema_version_and_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "audit.db"
+async def test_schema_version_and_reopen(location: str) -> None:
+    path = location
     async with await AuditStore.open(path) as store:
         assert store.schema_version_before == 0
         await store.record_command(cmd("keep"))
     async with await AuditStore.open(path) as store:
         assert store.schema_version_before == SCHEMA_VERSION
         assert await store.command("keep") is not None
+    if is_pg(location):
+        assert query(location, "SELECT max(version) FROM audit_schema") == [(SCHEMA_VERSION,)]
+        return
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -429,9 +473,8 @@ async def test_reads_see_writes_queued_before_them(store: AuditStore) -> None:
     await asyncio.gather(*writes)
 
 
-async def test_close_commits_what_was_queued_and_then_refuses(tmp_path: Path) -> None:
-    path = tmp_path / "audit.db"
-    store = await AuditStore.open(path)
+async def test_close_commits_what_was_queued_and_then_refuses(location: str) -> None:
+    store = await AuditStore.open(location)
     writes = [asyncio.create_task(store.record_command(cmd(f"late{i}"))) for i in range(200)]
     await asyncio.sleep(0)  # each task queues its record
     await store.close()
@@ -439,8 +482,7 @@ async def test_close_commits_what_was_queued_and_then_refuses(tmp_path: Path) ->
     await asyncio.gather(*writes)
     with pytest.raises(AuditClosedError):
         await store.record_command(cmd("after-close"))
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT count(*) FROM commands").fetchone()[0] == 200
+    assert query(location, "SELECT count(*) FROM commands") == [(200,)]
 
 
 async def test_cancelled_caller_does_not_withdraw_a_queued_record(store: AuditStore) -> None:
@@ -464,7 +506,7 @@ class _WriterBug(BaseException):
 
 
 async def test_a_crashed_writer_fails_every_caller_and_closes(store: AuditStore) -> None:
-    def crash(conn: sqlite3.Connection) -> None:
+    def crash(conn: Connection) -> None:
         raise _WriterBug
 
     before = asyncio.create_task(store.record_command(cmd("before")))
@@ -484,7 +526,7 @@ async def test_a_crashed_writer_fails_every_caller_and_closes(store: AuditStore)
 
 
 def test_audit_errors_hang_under_the_service_root() -> None:
-    from dronectl.errors import DronectlError
+    from dronectl.domain.errors import DronectlError
 
     assert issubclass(AuditError, DronectlError)
     assert issubclass(DuplicateCommandError, AuditWriteError)
@@ -497,8 +539,8 @@ def mission(mission_id: str, state: str, at: float, nest_id: int | None = 3) -> 
     return MissionRecord(mission_id, at, "congestion", "s1", state, nest_id, f"now {state}", {"state": state})
 
 
-async def test_missions_latest_state_and_history(tmp_path: Path) -> None:
-    async with await AuditStore.open(tmp_path / "audit.db") as store:
+async def test_missions_latest_state_and_history(location: str) -> None:
+    async with await AuditStore.open(location) as store:
         await store.record_mission(mission("m1", "planned", T0, None))
         await store.record_mission(mission("m2", "planned", T0 + 1, None))
         await store.record_mission(mission("m1", "patrolling", T0 + 2))
@@ -525,3 +567,21 @@ async def test_a_version_1_database_gains_the_missions_table(tmp_path: Path) -> 
         assert await store.command("old") is not None  # kept
         await store.record_mission(mission("m1", "planned", T0, None))
         assert [m["mission_id"] for m in await store.missions()] == ["m1"]
+
+
+async def test_login_failures_are_kept_and_read_back(location: str) -> None:
+    async with await AuditStore.open(location) as store:
+        await store.record_login_failure(
+            LoginFailureRecord(T0, "http", "li.wei", "10.0.0.9", "wrong password")
+        )
+        await store.record_login_failure(
+            LoginFailureRecord(T0 + 60, "mqtt", "ghost", "10.0.0.7", "unknown user", 12, T0 + 1)
+        )
+        rows = await store.login_failures()
+        assert [(r["channel"], r["user_name"], r["remote_addr"], r["attempts"]) for r in rows] == [
+            ("http", "li.wei", "10.0.0.9", 1),
+            ("mqtt", "ghost", "10.0.0.7", 12),
+        ]
+        assert rows[0]["first_at_unix_s"] == T0  # one attempt: first is last
+        assert rows[1]["first_at_unix_s"] == T0 + 1
+        assert [r["user_name"] for r in await store.login_failures(since_unix_s=T0 + 30)] == ["ghost"]

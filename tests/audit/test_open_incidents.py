@@ -3,8 +3,6 @@ an incident's milestones."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from dronectl.audit import (
     AuditStore,
     CommandOutcome,
@@ -29,8 +27,8 @@ def incident(command_id: str, at_unix_s: float, method: str = "incident") -> Com
     )
 
 
-async def test_open_incidents_are_those_without_a_final_outcome(tmp_path: Path) -> None:
-    async with await AuditStore.open(tmp_path / "audit.sqlite3") as store:
+async def test_open_incidents_are_those_without_a_final_outcome(location: str) -> None:
+    async with await AuditStore.open(location) as store:
         await store.record_command(incident("inc-closed", 1.0))
         await store.record_command(incident("inc-queued", 2.0))
         await store.record_command(incident("inc-flying", 3.0))
@@ -48,8 +46,8 @@ async def test_open_incidents_are_those_without_a_final_outcome(tmp_path: Path) 
     assert rows[0]["args"] == {"kind": "accident", "priority": 2} and rows[0]["actor_id"] == "cc-1"
 
 
-async def test_incident_flights_in_the_order_first_used(tmp_path: Path) -> None:
-    async with await AuditStore.open(tmp_path / "audit.sqlite3") as store:
+async def test_incident_flights_in_the_order_first_used(location: str) -> None:
+    async with await AuditStore.open(location) as store:
         for flight_id, nest_id in (("f-a", 3), ("f-b", 5)):
             await store.start_flight(FlightStart(flight_id, nest_id, 1.0))
         await store.record_event(FlightEvent("f-a", 2.0, "incident.airborne", "", {"incident_id": "inc-1"}))
@@ -61,3 +59,21 @@ async def test_incident_flights_in_the_order_first_used(tmp_path: Path) -> None:
         assert await store.incident_flights("inc-1") == ["f-a", "f-b"]
         assert await store.incident_flights("inc-2") == ["f-b"]
         assert await store.incident_flights("inc-3") == []
+
+
+async def test_open_commands_of_a_nest_are_those_without_a_final_outcome(location: str) -> None:
+    async with await AuditStore.open(location) as store:
+        for command_id, nest_id, method in (
+            ("done", 3, "launch"),
+            ("running", 3, "orbit"),
+            ("other-nest", 4, "hold"),
+            ("inc", 3, "incident"),
+        ):
+            await store.record_command(
+                CommandRecord(command_id, 1.0, "a", "pilot", nest_id, method, {}, CommandOutcome.ACCEPTED)
+            )
+        await store.record_outcome(OutcomeRecord("done", 2.0, CommandOutcome.SUCCEEDED))
+        await store.record_outcome(OutcomeRecord("running", 2.0, CommandOutcome.IN_PROGRESS, "circling"))
+        assert [r["command_id"] for r in await store.open_commands(3)] == ["running"]
+        await store.record_outcome(OutcomeRecord("running", 3.0, CommandOutcome.FAILED, "interrupted"))
+        assert await store.open_commands(3) == []

@@ -1,7 +1,9 @@
 """The real service for the console tests: ``python -m dronectl up`` as a child process, with the
 simulator, against a Mosquitto of the test's own (so the default topic root is ours alone).
 
-Three nests (3, 5, 7) of the shipped city, on free UDP ports, at 10x simulated speed.
+Three nests (3, 5, 7) of the shipped city, on free UDP ports, at 10x simulated speed, with the
+service's calendar started at a quiet instant (``tests.pinned.QUIET``: no patrol schedule open),
+so that the automations launch nothing by themselves whatever the hour of the run.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from typing import Any
 import pytest
 import yaml
 
-from dronectl.config import default_config_path
+from dronectl.domain.config import default_config_path
 from tests.api.conftest import Mosquitto, free_tcp_port
 from tests.conftest import REPO_ROOT, allocate_port_base
+from tests.identity.accounts import TEST_PASSWORD, write_users
+from tests.pinned import QUIET
 
 NESTS = (3, 5, 7)
 SIM_SPEED = 10.0
@@ -71,7 +75,7 @@ class Service:
     watcher: Watcher
 
     def oneshot(
-        self, *args: str, actor: str = "pilot-a", role: str = "pilot", timeout_s: float = 60.0
+        self, *args: str, actor: str = "pilot-a", role: str | None = "pilot", timeout_s: float = 60.0
     ) -> Any:
         """``python -m dronectl ARGS`` with this broker; returns the CompletedProcess."""
         cmd = [
@@ -84,7 +88,7 @@ class Service:
             "--config",
             str(self.config_path),
         ]
-        cmd += ["--actor", actor, "--role", role]
+        cmd += ["--user", actor, *(["--role", role] if role else [])]
         return subprocess.run(
             cmd, capture_output=True, text=True, timeout=timeout_s, cwd=REPO_ROOT, env=_env()
         )
@@ -95,6 +99,13 @@ class Service:
 
         return asyncio.run(request(payload, port=self.control_port))
 
+    def up_line(self) -> dict[str, Any]:
+        """The JSON line ``dronectl up`` printed on stdout (the log shares the file: JSON too)."""
+        for line in self.log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("{") and '"mqtt": ' in line and '"page": ' in line:
+                return dict(json.loads(line))
+        raise AssertionError(f"no JSON line from dronectl up:\n{self.log_tail()}")
+
     def log_tail(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")[-3000:]
 
@@ -102,9 +113,11 @@ class Service:
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO_ROOT)
-    env["DRONECTL_LOG_LEVEL"] = "WARNING"
-    for name in ("DRONECTL_BROKER", "DRONECTL_ROOT", "DRONECTL_ACTOR", "DRONECTL_ROLE"):
+    env["DRONECTL_LOG_LEVEL"] = os.environ.get("DRONECTL_TEST_SERVICE_LOG_LEVEL", "WARNING")
+    env["DRONECTL_PASSWORD"] = TEST_PASSWORD  # every test user's (tests/identity/accounts.py)
+    for name in ("DRONECTL_BROKER", "DRONECTL_ROOT", "DRONECTL_ACTOR", "DRONECTL_ROLE", "DRONECTL_USER"):
         env.pop(name, None)
+    env.pop("DRONECTL_CREDENTIALS", None)
     return env
 
 
@@ -133,6 +146,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     broker = Mosquitto(free_tcp_port())
     broker.start()
     config_path = write_city_config(tmp / "city.yaml")
+    users_file = tmp / "users"
+    write_users(users_file)
     control_port = free_tcp_port()
     log_path = tmp / "service.log"
     cmd = [sys.executable, "-m", "dronectl", "up", "--broker", f"mqtt://127.0.0.1:{broker.port}"]
@@ -143,10 +158,13 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         str(SIM_SPEED),
         "--audit",
         str(tmp / "audit.sqlite3"),
+        "--users",
+        str(users_file),
     ]
-    cmd += ["--sim-control-port", str(control_port)]
+    cmd += ["--sim-control-port", str(control_port), "--clock-start", QUIET]
     with log_path.open("wb") as log:
-        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=_env())
+        # in its own directory: what it keeps (var/: MAVLink keys, the simulator's state) stays the test's
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp, env=_env())
     watcher = Watcher(broker.port)
     svc = Service(f"mqtt://127.0.0.1:{broker.port}", config_path, control_port, process, log_path, watcher)
     try:

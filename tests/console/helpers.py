@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from dronectl.api.models import (
+from dronectl.domain.config import load_config
+from dronectl.operations.models import (
     Actor,
     ControllerStatus,
     DockState,
@@ -17,11 +18,10 @@ from dronectl.api.models import (
     Role,
     Telemetry,
 )
-from dronectl.api.topics import Topics
-from dronectl.config import load_config
-from dronectl.console.commands import Context
-from dronectl.console.fleet import FleetModel
-from dronectl.console.places import Places
+from dronectl.operations.topics import Topics
+from dronectl.transports.console.commands import Context
+from dronectl.transports.console.fleet import FleetModel
+from dronectl.transports.console.places import Places
 
 TOPICS = Topics()
 NOW = datetime(2025, 1, 13, 8, 30, tzinfo=UTC)
@@ -67,7 +67,7 @@ def add_incident(model: FleetModel, incident_id: str, lat: float, lon: float) ->
         reported_at=NOW,
         actor=Actor(id="cc", role=Role.COMMANDER),
     )
-    model.apply(TOPICS.incidents(), incident.model_dump_json().encode())
+    model.apply(TOPICS.incidents("cc"), incident.model_dump_json().encode())
 
 
 def telemetry(nest_id: int, at: datetime, alt_m: float, speed_mps: float) -> bytes:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from dronectl.api.models import Actor, Method, Phase, Role
-from dronectl.console.commands import Context, Quit, Send, Show, build_registry
-from dronectl.console.parsing import OptionSpec, OptionValue, UsageError, guess_lang, split_options
+from dronectl.operations.models import Actor, Method, Phase, Role
+from dronectl.transports.console.commands import Context, Quit, Send, Show, build_registry
+from dronectl.transports.console.parsing import OptionSpec, OptionValue, UsageError, guess_lang, split_options
 from tests.console.helpers import TOPICS, add_incident, context, fleet, state
 
 REGISTRY = build_registry()
@@ -100,7 +100,7 @@ def test_bad_lines_say_what_is_wrong(line: str, expected: str) -> None:
 
 
 def test_usage_is_shown_with_the_error() -> None:
-    assert "usage: launch N to LAT,LON[,ALT] | PLACE | nest M | incident ID" in refused("launch 7")
+    assert "usage: launch N --to LAT,LON[,ALT] | PLACE | nest M | incident ID" in refused("launch 7")
 
 
 def test_flight_and_payload_commands() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 
-from dronectl.config import load_config
-from dronectl.console.commands import build_registry
-from dronectl.console.completion import ConsoleCompleter, Sources, complete
-from dronectl.console.places import Places
+from dronectl.domain.config import load_config
+from dronectl.transports.console.commands import build_registry
+from dronectl.transports.console.completion import ConsoleCompleter, Sources, complete
+from dronectl.transports.console.places import Places
 from tests.console.helpers import add_incident, fleet
 
 REGISTRY = build_registry()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from dronectl.api.models import (
+from dronectl.operations.models import (
     Actor,
     ErrorBody,
     ErrorCode,
@@ -18,9 +18,9 @@ from dronectl.api.models import (
     Reply,
     Role,
 )
-from dronectl.console.fleet import FleetModel, classify
-from dronectl.console.outcome import CommandResult, ExitCode, exit_code_for
-from dronectl.console.panel import render_panel
+from dronectl.transports.console.fleet import FleetModel, classify
+from dronectl.transports.console.outcome import CommandResult, ExitCode, exit_code_for
+from dronectl.transports.console.panel import render_panel
 from tests.console.helpers import NOW, TOPICS, fleet, state, telemetry
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")

@@ -11,10 +11,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from dronectl.tts import render_speech
+from dronectl.nest.tts import render_speech
 from tests.api.conftest import free_tcp_port
 from tests.conftest import REPO_ROOT
 from tests.console.conftest import Service, _env
+from tests.pinned import QUIET
 
 
 def run_json(service: Service, *args: str, **kw: Any) -> tuple[int, dict[str, Any]]:
@@ -55,6 +56,35 @@ def test_usage_errors_and_missing_confirmation_need_no_broker() -> None:
     assert "cannot connect" in json.loads(nothing.stdout)["message"]
 
 
+def test_up_says_what_the_automations_will_do_on_their_own(service: Service) -> None:
+    line = service.up_line()
+    assert line["clock_start"] == QUIET
+    kinds = {a["kind"]: a for a in line["automations"]}
+    # Sunday 14:00 in Changchun: nothing now; rush hour on Monday, the winter-morning ice watch
+    assert kinds["congestion"]["enabled"] and not kinds["congestion"]["active"]
+    assert kinds["congestion"]["next"] == "2026-12-07T07:00:00+08:00"
+    assert kinds["black_ice"]["next"] == "2026-12-07T05:00:00+08:00"
+    assert "weather station" in kinds["black_ice"]["weather_trigger"]
+    # and the same in words in the log (stderr)
+    assert "automations: congestion patrols over railway-station" in service.log_path.read_text("utf-8")
+
+
+def test_clock_start_is_refused_with_real_nests_and_needs_an_offset() -> None:
+    base = [sys.executable, "-m", "dronectl", "up", "--broker", f"mqtt://127.0.0.1:{free_tcp_port()}"]
+
+    def up(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*base, *args], capture_output=True, text=True, timeout=30, cwd=REPO_ROOT, env=_env()
+        )
+
+    real = up("--no-sim", "--clock-start", QUIET)
+    assert real.returncode == 2 and "refused with --no-sim" in real.stderr and real.stdout == ""
+    naive = up("--clock-start", "2026-12-06T14:00:00")
+    assert naive.returncode == 2 and "no UTC offset" in naive.stderr
+    helped = up("--help")
+    assert helped.returncode == 0 and "--clock-start" in helped.stdout and "training" in helped.stdout
+
+
 def test_status_of_the_fleet_and_of_one_nest(service: Service) -> None:
     rc, fleet = run_json(service, "status")
     assert rc == 0
@@ -71,12 +101,12 @@ def test_status_of_the_fleet_and_of_one_nest(service: Service) -> None:
 
 def test_launch_wait_then_return_home(service: Service) -> None:
     rc, launch = run_json(service, "launch", "3", "--to", "43.8560,125.3000", "--alt", "30", "--wait")
-    assert rc == 0, launch
+    assert rc == 0, json.dumps(launch)
     assert launch["state"] == "succeeded" and launch["progress"][0]["state"] == "accepted"
     assert launch["result"]["flight_id"]
     assert nest_state(service, 3)["phase"] == "on_station"
     rc, back = run_json(service, "return", "3", "--wait")
-    assert rc == 0, back
+    assert rc == 0, json.dumps(back)
     assert back["state"] == "succeeded"
     assert nest_state(service, 3)["flight"] is None
 
@@ -157,3 +187,15 @@ def test_lost_link_exit_code(service: Service) -> None:
     finally:
         service.sim({"op": "fault", "nest": 7, "kind": "clear"})
     wait_for(service, "nest 7's link back", lambda: nest_state(service, 7)["drone"]["link"] == "up")
+
+
+def test_version_on_the_command_line_and_in_the_status(service: Service) -> None:
+    from importlib.metadata import version
+
+    installed = version("dronectl")
+    done = subprocess.run(
+        [sys.executable, "-m", "dronectl", "--version"], capture_output=True, text=True, cwd=REPO_ROOT
+    )
+    assert done.returncode == 0 and done.stdout.strip() == f"dronectl {installed}"
+    status = service.watcher.latest.get("dronectl/v1/status") or {}
+    assert status.get("state") == "online" and status.get("version") == installed

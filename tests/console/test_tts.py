@@ -6,11 +6,13 @@ import array
 import asyncio
 import math
 import shutil
-import time
+import subprocess
+import threading
+from typing import Any
 
 import pytest
 
-from dronectl.tts import TtsError, render_speech, render_speech_async, voice_for
+from dronectl.nest.tts import TtsError, render_speech, render_speech_async, voice_for
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
@@ -69,22 +71,25 @@ def test_text_is_never_taken_for_an_option() -> None:
     assert _duration_s(pcm, rate) > 0.5
 
 
-async def test_async_rendering_does_not_block_the_loop() -> None:
-    ticks = 0
+async def test_async_rendering_does_not_block_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """espeak-ng only starts once the event loop has run another task: a render that held the loop
+    would never see the gate open (a handshake, not a timing: a busy machine cannot fail it)."""
+    import dronectl.nest.tts as tts
 
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
+    gate = threading.Event()
+    real_run = subprocess.run
 
-    task = asyncio.create_task(ticker())
-    start = time.monotonic()
-    try:
-        pcm, rate = await render_speech_async(ZH_LONG, "zh")
-    finally:
-        task.cancel()
-    elapsed = time.monotonic() - start
+    def gated_run(*args: Any, **kwargs: Any) -> Any:
+        if not gate.wait(timeout=30):
+            raise AssertionError("the event loop never ran while espeak-ng was due to start")
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(tts.subprocess, "run", gated_run)
+
+    async def open_gate() -> None:
+        gate.set()
+
+    loop_task = asyncio.create_task(open_gate())
+    pcm, rate = await render_speech_async(ZH_LONG, "zh")
+    await loop_task
     assert _duration_s(pcm, rate) > 2.0
-    # the loop kept ticking while espeak-ng worked (at least a third of the possible ticks)
-    assert ticks >= elapsed / 0.01 / 3

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT
+from tests.identity.accounts import TEST_PASSWORD
 
 WIDTH, HEIGHT = 80, 24
 _CELL = re.compile(r"(?:^|\s)(\d{1,3}) ([a-z_?]+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)")
@@ -43,7 +44,8 @@ class TmuxConsole:
         shell += " echo console-exited-$?; sleep 600"
         self._tmux(
             "new-session", "-d", "-s", self.session, "-x", str(WIDTH), "-y", str(HEIGHT),
-            "-e", f"PYTHONPATH={REPO_ROOT}", "-e", "TERM=xterm-256color", shell,
+            "-e", f"PYTHONPATH={REPO_ROOT}", "-e", "TERM=xterm-256color",
+            "-e", f"DRONECTL_PASSWORD={TEST_PASSWORD}", shell,
         )  # fmt: skip
 
         self.socket_path = Path(self._tmux("display-message", "-p", "#{socket_path}").strip())

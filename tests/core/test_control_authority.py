@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dronectl.control_authority import ChangeKind, ControlAuthority
+from dronectl.domain.control_authority import ChangeKind, ControlAuthority
 
 
 def test_nobody_holds_a_nest_at_first_and_anyone_may_command_it() -> None:

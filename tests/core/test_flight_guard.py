@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from adapters.protocols import DockWeather, Position, Precipitation
-from dronectl import nest_state as ns
-from dronectl.config import load_config
-from dronectl.flight_guard import guard_reason
-from dronectl.geo import GeoPoint, destination
-from dronectl.safety import SafetyPolicy
+from dronectl.domain import nest_state as ns
+from dronectl.domain.config import load_config
+from dronectl.domain.flight_guard import guard_reason
+from dronectl.domain.geo import GeoPoint, destination
+from dronectl.domain.safety import SafetyPolicy
 
 CONFIG = load_config()
 POLICY = SafetyPolicy.from_config(CONFIG)

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dronectl.config import load_config
-from dronectl.geo import (
+from dronectl.domain.config import load_config
+from dronectl.domain.geo import (
     Airspace,
     GeoPoint,
     LocalProjection,
@@ -25,7 +25,7 @@ from dronectl.geo import (
 
 PEOPLES_SQUARE = GeoPoint(43.88590, 125.32450)
 NANHU = GeoPoint(43.85420, 125.29870)
-AIRSPACE = Airspace.from_config(load_config())
+AIRSPACE = load_config().airspace()
 
 # points in and around Changchun
 lat = st.floats(43.70, 44.10)

@@ -9,12 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dronectl.nest_state import (
+from dronectl.domain.nest_state import (
     AIRBORNE,
     DOCKED,
     CoverClosed,
     CoverOpened,
     CoverState,
+    DockLinkLost,
     DockStatus,
     DroneStatus,
     Event,
@@ -378,3 +379,37 @@ def test_random_sequences_from_ready_never_reach_an_inconsistent_state(seq: list
         state = t.state
         phases.add(state.phase)
     event_count(phases)
+
+
+def _away_on_station() -> NestState:
+    state, _ = run(
+        [
+            LaunchRequested(),
+            PreflightPassed(),
+            CoverOpened(),
+            TookOff(),
+            DroneStatus(armed=True, in_air=True, ready_to_arm=True, mode=FlightMode.HOLD),
+            DockStatus(CoverState.OPEN, drone_in_dock=False, charging=False),  # it left the pad
+        ],
+        ready(),
+    )
+    assert state.phase is P.EN_ROUTE
+    return state
+
+
+@pytest.mark.parametrize(("on_pad", "phase"), [(True, P.POST_FLIGHT), (False, P.FAULT)])
+def test_a_landing_while_the_dock_was_unheard_waits_for_its_word(on_pad: bool, phase: NestPhase) -> None:
+    """A blackout of the whole nest: PX4 returned and landed; the dock's last word (drone not in
+    the dock, from the take-off) is stale and must not make the landing one away from the pad."""
+    state, log = run(
+        [
+            DockLinkLost(),
+            LinkLost(),
+            LinkUp(),
+            DroneStatus(armed=False, in_air=False, ready_to_arm=True, mode=FlightMode.HOLD),
+        ],
+        _away_on_station(),
+    )
+    assert state.phase is P.EN_ROUTE and "waiting for the dock" in log[-1].cause
+    state, _ = run([DockStatus(CoverState.OPEN, drone_in_dock=on_pad, charging=False)], state)
+    assert state.phase is phase

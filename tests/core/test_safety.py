@@ -8,12 +8,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dronectl.config import load_config
-from dronectl.energy import DEFAULT_MODEL, Wind, ground_speed_mps, must_return_now, return_budget, round_trip
-from dronectl.errors import CommandRefused, DronectlError
-from dronectl.geo import GeoPoint, destination, distance_m
-from dronectl.nest_state import CoverState, FlightMode, NestPhase, NestState, Observations
-from dronectl.safety import (
+from dronectl.domain.config import load_config
+from dronectl.domain.energy import (
+    DEFAULT_MODEL,
+    Wind,
+    ground_speed_mps,
+    must_return_now,
+    return_budget,
+    round_trip,
+)
+from dronectl.domain.errors import CommandRefused, DronectlError
+from dronectl.domain.geo import GeoPoint, destination, distance_m
+from dronectl.domain.nest_state import CoverState, FlightMode, NestPhase, NestState, Observations
+from dronectl.domain.safety import (
     BlockerCode,
     DronePosition,
     GotoRequest,

@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
-from dronectl.clock import SystemClock
-from dronectl.supervisor import Backoff, supervise
+from dronectl.domain.clock import SystemClock
+from dronectl.nest.supervisor import Backoff, supervise
 
 FAST = Backoff(first_s=0.01, factor=2.0, max_s=0.05, stable_s=10.0)
 

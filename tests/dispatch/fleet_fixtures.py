@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from dronectl.config import load_config
-from dronectl.geo import GeoPoint
-from dronectl.nest_state import CoverState, FlightMode, NestPhase, NestState, Observations
-from dronectl.safety import NestSnapshot, SafetyPolicy, WeatherReading
+from dronectl.domain.config import load_config
+from dronectl.domain.geo import GeoPoint
+from dronectl.domain.nest_state import CoverState, FlightMode, NestPhase, NestState, Observations
+from dronectl.domain.safety import NestSnapshot, SafetyPolicy, WeatherReading
 
 CONFIG = load_config()
 POLICY = SafetyPolicy.from_config(CONFIG)

@@ -10,11 +10,12 @@ from pathlib import Path
 import cv2
 import pytest
 
-from dronectl.config import load_config
-from dronectl.dispatch import Candidate, DispatchSettings, SceneRequest, plan
-from dronectl.dispatch.coverage import coverage_grid, main
-from dronectl.energy import Wind
-from dronectl.geo import GeoPoint
+from dronectl.domain.config import load_config
+from dronectl.domain.dispatch import Candidate, DispatchSettings, SceneRequest, plan
+from dronectl.domain.dispatch.coverage import coverage_grid
+from dronectl.domain.energy import Wind
+from dronectl.domain.geo import GeoPoint
+from dronectl.transports.web.coverage_image import main
 from tests.dispatch.fleet_fixtures import CONFIG, POLICY, ready
 
 S = DispatchSettings()

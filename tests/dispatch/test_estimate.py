@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from dronectl.dispatch import DispatchSettings, launch_estimate, retask_estimate
-from dronectl.dispatch.estimate import minutes, readiness_s
-from dronectl.energy import CALM, DEFAULT_MODEL, Wind
-from dronectl.geo import destination, distance_m
-from dronectl.nest_state import CoverState, NestPhase, NestState
+from dronectl.domain.dispatch import DispatchSettings, launch_estimate, retask_estimate
+from dronectl.domain.dispatch.estimate import minutes, readiness_s
+from dronectl.domain.energy import CALM, DEFAULT_MODEL, Wind
+from dronectl.domain.geo import destination, distance_m
+from dronectl.domain.nest_state import CoverState, NestPhase, NestState
 from tests.dispatch.fleet_fixtures import READY_OBS, home
 
 S = DispatchSettings()

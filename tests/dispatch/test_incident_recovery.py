@@ -7,14 +7,14 @@ from typing import Any
 import pytest
 
 from dronectl.audit import CommandRow, OutcomeRow
-from dronectl.incident_recovery import (
+from dronectl.automations.incidents.recovery import (
     DroneNow,
     Resume,
     StoredIncidentError,
     recovery,
     stored_incident,
 )
-from dronectl.nest_state import NestPhase
+from dronectl.domain.nest_state import NestPhase
 
 ARGS: dict[str, Any] = {
     "kind": "accident",
@@ -48,6 +48,7 @@ def row(
         method="incident",
         args=ARGS if args is None else args,
         outcomes=outcomes,
+        channel="mqtt",
     )
 
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dronectl.dispatch import (
+from dronectl.domain.dispatch import (
     Action,
     Candidate,
     DispatchPlan,
@@ -21,9 +21,9 @@ from dronectl.dispatch import (
     launch_estimate,
     plan,
 )
-from dronectl.geo import GeoPoint, destination
-from dronectl.nest_state import NestPhase
-from dronectl.safety import DronePosition, LaunchRequest, NestSnapshot, WeatherReading
+from dronectl.domain.geo import GeoPoint, destination
+from dronectl.domain.nest_state import NestPhase
+from dronectl.domain.safety import DronePosition, LaunchRequest, NestSnapshot, WeatherReading
 from tests.dispatch.fleet_fixtures import (
     CALM,
     CONFIG,

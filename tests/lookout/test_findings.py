@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dronectl.geo import GeoPoint, destination
-from dronectl.lookout.findings import Confirmer, Sighting
+from dronectl.automations.lookout.findings import Confirmer, Sighting
+from dronectl.domain.geo import GeoPoint, destination
 
 ICE = GeoPoint(43.8624, 125.3100)
 

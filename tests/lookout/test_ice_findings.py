@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from adapters.mavsdk_flight import MavsdkFlightController
-from dronectl.api_controller import FleetApiController
-from dronectl.config import BlackIceConfig
-from dronectl.geo import GeoPoint, bearing_deg, destination, distance_m, distance_to_segment_m
-from dronectl.lookout import GroundFinding, Lookout
-from dronectl.nest_state import NestPhase
+from dronectl.app.compose import compose_operations
+from dronectl.automations.lookout import GroundFinding, Lookout
+from dronectl.domain.config import BlackIceConfig
+from dronectl.domain.geo import GeoPoint, bearing_deg, destination, distance_m, distance_to_segment_m
+from dronectl.domain.nest_state import NestPhase
 from dronectl.video import open_video
 from sitl.camera.scene import IceStretch
 from sitl.environment import Precipitation
@@ -56,7 +56,7 @@ async def watch(system: System, tmp_path: Path) -> AsyncIterator[Watch]:
     system.world.scene.ice.append(
         IceStretch(ICE_START.lat_deg, ICE_START.lon_deg, ICE_END.lat_deg, ICE_END.lon_deg, width_m=10.0)
     )
-    api = FleetApiController(system.fleet)
+    api = compose_operations(system.fleet)
     async with open_video(system.fleet, None) as hub:
         try:
             yield Watch(system, Lookout(api, hub, tmp_path / "snapshots", BlackIceConfig()))

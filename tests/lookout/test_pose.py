@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from dronectl.geo import GeoPoint, bearing_deg, destination, distance_m
-from dronectl.lookout.pose import MAX_GAP_S, PoseSample, PoseTrack, camera_pose
+from dronectl.automations.lookout.pose import MAX_GAP_S, PoseSample, PoseTrack, camera_pose
+from dronectl.domain.geo import GeoPoint, bearing_deg, destination, distance_m
 
 START = GeoPoint(43.86, 125.31)
 

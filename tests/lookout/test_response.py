@@ -18,13 +18,14 @@ import cv2
 import numpy as np
 import pytest
 
-from dronectl.api.models import Event, EventKind
-from dronectl.api_controller import FleetApiController
-from dronectl.config import BlackIceConfig
-from dronectl.geo import GeoPoint, destination, distance_m
-from dronectl.lookout import GroundFinding, Lookout
-from dronectl.nest_state import NestPhase
-from dronectl.tts import render_speech
+from dronectl.app.compose import compose_operations
+from dronectl.automations.lookout import GroundFinding, Lookout
+from dronectl.domain.config import BlackIceConfig
+from dronectl.domain.geo import GeoPoint, destination, distance_m
+from dronectl.domain.nest_state import NestPhase
+from dronectl.nest.tts import render_speech
+from dronectl.operations.fleet_ops import FleetOperations
+from dronectl.operations.models import Event, EventKind
 from sitl.component import Record
 from tests.system.conftest import System, sim_speed, system, system_config
 
@@ -42,7 +43,7 @@ def nest_ids() -> list[int]:
 @dataclass
 class Rig:
     system: System
-    api: FleetApiController
+    api: FleetOperations
     lookout: Lookout
     events: list[Event]
     published: list[tuple[int, str, bytes]]
@@ -56,7 +57,7 @@ class Rig:
 
 @pytest.fixture
 async def rig(system: System, tmp_path: Path) -> AsyncIterator[Rig]:
-    api = FleetApiController(system.fleet)
+    api = compose_operations(system.fleet)
     lookout = Lookout(api, None, tmp_path / "snapshots", CONFIG)
     events: list[Event] = []
     published: list[tuple[int, str, bytes]] = []

@@ -11,9 +11,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from dronectl.api.models import Actor, Role
-from dronectl.lookout.routes import add_snapshot_routes
-from dronectl.lookout.snapshots import SnapshotStore
+from dronectl.automations.lookout.snapshots import SnapshotStore
+from dronectl.operations.models import Actor, Role
+from dronectl.transports.web.snapshots import add_snapshot_routes
 
 Client = TestClient[web.Request, web.Application]
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from adapters.protocols import DockWeather, Precipitation
-from dronectl.config import BlackIceConfig
-from dronectl.incidents import ice_watch_reason
+from dronectl.automations.incidents.dispatcher import ice_watch_reason
+from dronectl.domain.config import BlackIceConfig
 
 CONFIG = BlackIceConfig()
 

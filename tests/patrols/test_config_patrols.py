@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from dronectl.config import (
+from dronectl.domain.config import (
     CityConfig,
     ConfigError,
     DispatchConfig,
@@ -18,8 +18,8 @@ from dronectl.config import (
     load_config,
     parse_config,
 )
-from dronectl.dispatch import DEFAULT_SETTINGS, DispatchSettings
-from dronectl.geo import GeoPoint, distance_m
+from dronectl.domain.dispatch import DEFAULT_SETTINGS, DispatchSettings
+from dronectl.domain.geo import GeoPoint, distance_m
 from sitl.camera.city import BLOCK_LAT_DEG, BLOCK_LON_DEG, M_PER_DEG_LAT, is_avenue, m_per_deg_lon
 
 GOOD = default_config_path().read_text(encoding="utf-8")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dronectl.config import CongestionConfig, CongestionThresholds
-from dronectl.patrols.congestion import CongestionLevel, classify, describe
+from dronectl.domain.config import CongestionConfig, CongestionThresholds
+from dronectl.domain.patrols.congestion import CongestionLevel, classify, describe
 
 CFG = CongestionConfig()  # light <= 75 % / heavy <= 40 % of free flow; 20 / 45 veh/km; 30 / 60 % stopped
 FREE_FLOW = 13.0

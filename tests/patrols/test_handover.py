@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dronectl.dispatch import Candidate, DispatchSettings, Mode, Reason
-from dronectl.energy import CALM as CALM_WIND
-from dronectl.energy import DEFAULT_MODEL, Wind, return_home
-from dronectl.geo import GeoPoint, destination
-from dronectl.nest_state import NestPhase
-from dronectl.patrols.handover import endurance, endurance_left_s, plan_relief, relief_due
-from dronectl.safety import DronePosition
+from dronectl.domain.dispatch import Candidate, DispatchSettings, Mode, Reason
+from dronectl.domain.energy import CALM as CALM_WIND
+from dronectl.domain.energy import DEFAULT_MODEL, Wind, return_home
+from dronectl.domain.geo import GeoPoint, destination
+from dronectl.domain.nest_state import NestPhase
+from dronectl.domain.patrols.handover import endurance, endurance_left_s, plan_relief, relief_due
+from dronectl.domain.safety import DronePosition
 from tests.dispatch.fleet_fixtures import POLICY, airborne, home, in_maintenance, ready
 
 S = DispatchSettings()

@@ -6,9 +6,9 @@ import itertools
 
 import pytest
 
-from dronectl.config import RoadStretchConfig, load_config
-from dronectl.geo import GeoPoint, bearing_deg, destination, distance_m, distance_to_segment_m
-from dronectl.patrols.route import Route, routes_of
+from dronectl.domain.config import RoadStretchConfig, load_config
+from dronectl.domain.geo import GeoPoint, bearing_deg, destination, distance_m, distance_to_segment_m
+from dronectl.domain.patrols.route import Route, routes_of
 
 # an L: 980 m north along a N-S avenue, then 480 m east
 L_STRETCH = RoadStretchConfig(

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dronectl.config import CronWindowConfig, load_config
-from dronectl.patrols.schedule import Window, active_window, city_time, next_window
+from dronectl.domain.config import CronWindowConfig, load_config
+from dronectl.domain.patrols.schedule import Window, active_window, city_time, next_window
 
 CN = ZoneInfo("Asia/Shanghai")
 RUSH = [

@@ -9,19 +9,19 @@ from pathlib import Path
 import pytest
 
 from dronectl.audit import AuditStore
-from dronectl.config import (
+from dronectl.automations.patrols.store import MissionStore, mission_data, mission_from_data
+from dronectl.domain.config import (
     BlackIceConfig,
     CongestionConfig,
     CronWindowConfig,
     PatrolsConfig,
     RoadStretchConfig,
 )
-from dronectl.geo import GeoPoint, distance_m
-from dronectl.patrols import missions as ms
-from dronectl.patrols.decisions import Station, nearest_station, reconcile, relief_target, wanted
-from dronectl.patrols.missions import Mission, MissionKind, MissionState, transition, waypoint_index
-from dronectl.patrols.store import MissionStore, mission_data, mission_from_data
-from dronectl.patrols.triggers import RoadWeather
+from dronectl.domain.geo import GeoPoint, distance_m
+from dronectl.domain.patrols import missions as ms
+from dronectl.domain.patrols.decisions import Station, nearest_station, reconcile, relief_target, wanted
+from dronectl.domain.patrols.missions import Mission, MissionKind, MissionState, transition, waypoint_index
+from dronectl.domain.patrols.triggers import RoadWeather
 
 T0 = 1_764_000_000.0
 S = MissionState

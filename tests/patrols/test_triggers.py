@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from adapters.protocols import DockWeather, Precipitation
-from dronectl.config import BlackIceConfig
-from dronectl.patrols.triggers import RoadWeather, ice_risk, road_weather
+from dronectl.domain.config import BlackIceConfig
+from dronectl.domain.patrols.triggers import RoadWeather, ice_risk, road_weather
 
 ICE = BlackIceConfig()  # road at or below 0.5 °C, humidity 85 %, precipitation counts
 

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from dronectl.clock import ScaledClock
-from dronectl.config import CityConfig, MavlinkConfig, load_config
-from dronectl.fleet import Fleet
-from dronectl.nest_controller import NestController
-from dronectl.nest_state import NestPhase
-from dronectl.service import open_service
-from dronectl.supervisor import Backoff
+from dronectl.domain.clock import ScaledClock
+from dronectl.domain.config import CityConfig, MavlinkConfig, load_config
+from dronectl.domain.nest_state import NestPhase
+from dronectl.nest.controller import NestController
+from dronectl.nest.fleet import Fleet
+from dronectl.nest.service import open_service
+from dronectl.nest.supervisor import Backoff
 from sitl.world import SimWorld, make_sites
+from tests.pinned import QUIET_UNIX_S
 
 SIM_SPEED = 10.0
 
@@ -75,7 +76,7 @@ async def system(
         open_service(
             config,
             audit_path,
-            clock=ScaledClock(sim_speed),
+            clock=ScaledClock(sim_speed, calendar_start=QUIET_UNIX_S),  # no schedule open, whatever the hour
             backoff=Backoff(first_s=0.2, max_s=2.0),
             heartbeat_interval_s=1.0 / sim_speed,
         ) as fleet,

@@ -3,11 +3,14 @@ can kill -9 it and start it again against the same simulator and audit store.
 
     python -m tests.system.controller_process --config CITY.yaml --audit AUDIT.sqlite3 --speed 10
 
+With ``--audit postgresql://... --instance-id NAME`` it is one of several instances: it controls
+only the nests its leases give it (``--lease-ttl``; dronectl/nest/leases.py).
+
 Requests on stdin: ``{"op": "launch", "nest": 3, "lat": .., "lon": .., "alt_m": 40}``,
 ``{"op": "return", "nest": 3}``, ``{"op": "state", "nest": 3}``, ``{"op": "wait_sensors", "nest": 3}``
 (answers once the dock's weather and the drone's battery are known).
-With ``--incidents`` the API side runs too (FleetApiController, its IncidentDispatcher started as
-``dronectl/app.py`` starts it: the incidents a previous life left open are picked up), requests
+With ``--incidents`` the API side runs too (FleetOperations, its IncidentDispatcher started as
+``dronectl/app/up.py`` starts it: the incidents a previous life left open are picked up), requests
 ``{"op": "incident", "id": "inc-1", "lat": .., "lon": .., "priority": 1, "kind": "accident"}``
 report an incident, and each ``incident_progress`` event is printed as
 ``{"incident": "inc-1", "state": "on_scene", "message": "...", "nest": 3}`` (after it was stored).
@@ -27,18 +30,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dronectl.api.models import Actor, Event, EventKind, GroundPoint, Incident, Role
-from dronectl.api_controller import FleetApiController
-from dronectl.clock import ScaledClock
-from dronectl.config import load_config
-from dronectl.dispatch import DispatchSettings
-from dronectl.errors import DronectlError
-from dronectl.fleet import Fleet
-from dronectl.geo import GeoPoint
+from dronectl.app.compose import compose_operations, incident_dispatcher
+from dronectl.app.ha import lease_keeping
+from dronectl.domain.clock import ScaledClock
+from dronectl.domain.config import load_config
+from dronectl.domain.dispatch import DispatchSettings
+from dronectl.domain.errors import DronectlError
+from dronectl.domain.geo import GeoPoint
 from dronectl.logging import configure_logging
-from dronectl.nest_controller import NestController, NestEvent
-from dronectl.service import open_service
-from dronectl.supervisor import Backoff
+from dronectl.nest.controller import NestController, NestEvent
+from dronectl.nest.fleet import Fleet
+from dronectl.nest.leases import LeaseSettings
+from dronectl.nest.service import open_service
+from dronectl.nest.supervisor import Backoff
+from dronectl.operations.fleet_ops import FleetOperations
+from dronectl.operations.models import Actor, Event, EventKind, GroundPoint, Incident, Role
 
 
 def emit(line: dict[str, Any]) -> None:
@@ -59,7 +65,7 @@ def report(controller: NestController) -> None:
     )
 
 
-async def handle(fleet: Fleet, request: dict[str, Any], api: FleetApiController | None = None) -> None:
+async def handle(fleet: Fleet, request: dict[str, Any], api: FleetOperations | None = None) -> None:
     op = request.get("op")
     if op == "incident":
         try:
@@ -103,13 +109,24 @@ async def handle(fleet: Fleet, request: dict[str, Any], api: FleetApiController 
 async def serve(args: argparse.Namespace) -> None:
     config = load_config(args.config)
     speed = float(args.speed)
-    async with open_service(
-        config,
-        Path(args.audit),
-        clock=ScaledClock(speed),
-        backoff=Backoff(first_s=0.2, max_s=2.0),
-        heartbeat_interval_s=1.0 / speed,
-    ) as fleet:
+    leases = LeaseSettings(
+        ttl_s=args.lease_ttl, renew_interval_s=args.lease_ttl / 5, safety_margin_s=args.lease_ttl / 4
+    )
+    async with (
+        lease_keeping(
+            args.audit if args.instance_id else "", args.instance_id, [n.id for n in config.nests], leases, {}
+        ) as keeper,
+        open_service(
+            config,
+            args.audit if args.audit.startswith("postgresql://") else Path(args.audit),
+            clock=ScaledClock(speed),
+            backoff=Backoff(first_s=0.2, max_s=2.0),
+            heartbeat_interval_s=1.0 / speed,
+            gate=keeper,
+        ) as fleet,
+    ):
+        if keeper is not None:  # as dronectl up: every write about a nest carries the fencing token
+            fleet.audit.fence_for = keeper.fence
         for controller in fleet.controllers.values():
 
             def on_event(event: NestEvent, controller: NestController = controller) -> None:
@@ -120,12 +137,12 @@ async def serve(args: argparse.Namespace) -> None:
 
             controller.listeners.append(on_event)
             report(controller)
-        api: FleetApiController | None = None
+        api: FleetOperations | None = None
         progress: asyncio.Task[None] | None = None
         if args.incidents:
-            api = FleetApiController(fleet, dispatch=DispatchSettings(replan_period_s=0.5))
+            api = compose_operations(fleet, dispatch=DispatchSettings(replan_period_s=0.5))
             progress = asyncio.create_task(incident_progress(api), name="incident_progress")
-            api.incidents.start()
+            incident_dispatcher(api).start()
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -139,7 +156,7 @@ async def serve(args: argparse.Namespace) -> None:
                 await api.aclose()
 
 
-async def incident_progress(api: FleetApiController) -> None:
+async def incident_progress(api: FleetOperations) -> None:
     async for item in api.updates():
         if isinstance(item, Event) and item.kind is EventKind.INCIDENT_PROGRESS:
             emit(
@@ -158,6 +175,12 @@ def main() -> None:
     parser.add_argument("--audit", required=True)
     parser.add_argument("--speed", type=float, default=10.0)
     parser.add_argument("--incidents", action="store_true", help="run the API side and its dispatcher")
+    parser.add_argument(
+        "--instance-id", default="", help="with a postgresql:// store: one of several, by leases"
+    )
+    parser.add_argument(
+        "--lease-ttl", type=float, default=2.0, help="seconds before a lost instance's nests move"
+    )
     configure_logging()
     asyncio.run(serve(parser.parse_args()))
 

@@ -5,9 +5,9 @@ to act."""
 from __future__ import annotations
 
 from dronectl.audit import AuditStore
-from dronectl.geo import GeoPoint, destination, distance_m
-from dronectl.nest_controller import NestEvent
-from dronectl.nest_state import NestPhase
+from dronectl.domain.geo import GeoPoint, destination, distance_m
+from dronectl.domain.nest_state import NestPhase
+from dronectl.nest.controller import NestEvent
 from sitl.environment import FaultKind
 from tests.system.conftest import System
 

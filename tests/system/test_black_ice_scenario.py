@@ -8,8 +8,8 @@ plays the warning (the simulated payload records both); the detection event and 
 requested; the incident gets its finding milestone; the audit store holds every action with the
 dispatcher as actor in the automation's role.
 
-The whole service in one process: SimWorld (10x) + open_service + FleetApiController + VideoHub
-+ Lookout + MqttApi, wired as ``dronectl/app.py`` wires them.
+The whole service in one process: SimWorld (10x) + open_service + FleetOperations + VideoHub
++ Lookout + MqttApi, wired as ``dronectl/app/up.py`` wires them.
 """
 
 from __future__ import annotations
@@ -31,15 +31,17 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from dronectl.api.gateway import CommandGateway
-from dronectl.api.mqtt import MqttApi
-from dronectl.api.settings import MqttSettings
-from dronectl.api.topics import Topics
-from dronectl.api_controller import FleetApiController
-from dronectl.dispatch import Candidate, DispatchSettings, SceneRequest, plan
-from dronectl.geo import GeoPoint, distance_to_segment_m
-from dronectl.lookout import Lookout, add_snapshot_routes
-from dronectl.tts import render_speech
+from dronectl.app.compose import compose_operations, incident_dispatcher
+from dronectl.automations.lookout import Lookout
+from dronectl.domain.dispatch import Candidate, DispatchSettings, SceneRequest, plan
+from dronectl.domain.geo import GeoPoint, distance_to_segment_m
+from dronectl.nest.tts import render_speech
+from dronectl.operations.fleet_ops import FleetOperations
+from dronectl.operations.gateway import CommandGateway
+from dronectl.operations.topics import Topics
+from dronectl.transports.mqtt.mqtt import MqttApi
+from dronectl.transports.mqtt.settings import MqttSettings
+from dronectl.transports.web.snapshots import add_snapshot_routes
 from dronectl.video import VideoHub, open_video
 from sitl.camera.scene import IceStretch
 from sitl.camera.scene import Incident as SceneIncident
@@ -48,6 +50,7 @@ from sitl.environment import Precipitation
 from tests.api.command_center import CommandCenter
 from tests.api.conftest import mosquitto_port
 from tests.conftest import allocate_port_base
+from tests.identity.accounts import TEST_USERS
 from tests.system.conftest import System, sim_speed, system, system_config
 from tests.video.conftest import authorize
 
@@ -78,7 +81,7 @@ def nest_ids() -> list[int]:
 @dataclass
 class Scenario:
     system: System
-    api: FleetApiController
+    api: FleetOperations
     hub: VideoHub
     lookout: Lookout
     cc: CommandCenter
@@ -114,15 +117,18 @@ async def scenario(system: System, mosquitto_port: int, tmp_path: Path) -> Async
     for sim in system.world.nests.values():  # never 5600+N: other test runs may stream at once
         sim.camera.video_port = allocate_port_base(span=1)
     root = f"test-{uuid.uuid4().hex[:12]}/dronectl/v1"
-    api = FleetApiController(system.fleet, dispatch=SETTINGS)
+    api = compose_operations(system.fleet, dispatch=SETTINGS)
     async with open_video(system.fleet, None) as hub:
-        # as dronectl/app.py wires them
+        # as dronectl/app/up.py wires them
         gateway = CommandGateway(api, Topics(root))
         lookout = Lookout(api, hub, tmp_path / "snapshots", system.config.patrols.black_ice)
         lookout.snapshot_sinks.append(gateway.announce_snapshot)
-        api.incidents.attach_lookout(lookout)
+        incident_dispatcher(api).attach_lookout(lookout)
         mqtt = MqttApi(
-            MqttSettings(broker=f"mqtt://127.0.0.1:{mosquitto_port}", root=root), api, gateway=gateway
+            MqttSettings(broker=f"mqtt://127.0.0.1:{mosquitto_port}", root=root),
+            api,
+            gateway=gateway,
+            role_of=TEST_USERS.get,  # the roles file (the broker here is anonymous)
         )
         app = web.Application()
         add_snapshot_routes(app, lookout.store, authorize)
@@ -172,7 +178,7 @@ async def test_13_december_black_ice_at_an_accident(scenario: Scenario) -> None:
     # the command center reports the accident over MQTT
     incident_id = f"inc-{uuid.uuid4().hex[:8]}"
     await scenario.cc.publish(
-        f"{scenario.root}/incidents",
+        f"{scenario.root}/incidents/cc-desk-2",
         json.dumps(
             {
                 "id": incident_id,

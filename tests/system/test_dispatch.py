@@ -18,8 +18,11 @@ from typing import Any
 
 import pytest
 
-from dronectl.api.controller import Command
-from dronectl.api.models import (
+from dronectl.app.compose import compose_operations, incident_dispatcher
+from dronectl.domain.dispatch import Candidate, DispatchPlan, DispatchSettings, Mode, SceneRequest, plan
+from dronectl.domain.geo import GeoPoint, destination
+from dronectl.operations.fleet_ops import FleetOperations
+from dronectl.operations.models import (
     Actor,
     Event,
     EventKind,
@@ -30,9 +33,7 @@ from dronectl.api.models import (
     ProgressState,
     Role,
 )
-from dronectl.api_controller import FleetApiController
-from dronectl.dispatch import Candidate, DispatchPlan, DispatchSettings, Mode, SceneRequest, plan
-from dronectl.geo import GeoPoint, destination
+from dronectl.operations.port import Command
 from tests.system.conftest import System
 
 NESTS = [3, 7, 13]
@@ -48,7 +49,7 @@ def nest_ids() -> list[int]:
 @dataclass
 class Dispatch:
     system: System
-    api: FleetApiController
+    api: FleetOperations
     events: list[Event]
 
     def progress(self, incident_id: str) -> list[dict[str, Any]]:
@@ -92,7 +93,7 @@ def incident(scene: GeoPoint, priority: int = 1, kind: str = "accident") -> Inci
 
 @pytest.fixture
 async def dispatch(system: System) -> AsyncIterator[Dispatch]:
-    api = FleetApiController(system.fleet, dispatch=SETTINGS)
+    api = compose_operations(system.fleet, dispatch=SETTINGS)
     events: list[Event] = []
 
     async def collect() -> None:
@@ -123,7 +124,7 @@ async def test_incident_served_by_the_nest_the_model_names_with_milestones_store
     dispatch.api.report_incident(inc)
 
     dispatched = await dispatch.milestone(inc.id, "dispatched", 10)
-    served_by = dispatch.api.incidents.current_plan(inc.id)
+    served_by = incident_dispatcher(dispatch.api).current_plan(inc.id)
     assert served_by is not None and served_by.chosen is not None
     assert served_by.chosen.nest_id == expected.chosen.nest_id == 7  # the model's choice is the one flown
     assert dispatched["mode"] == "launch" and dispatched["target_s"] == 60.0 and dispatched["met"] is True
@@ -153,7 +154,7 @@ async def test_incident_served_by_the_nest_the_model_names_with_milestones_store
     await dispatch.system.wait(7, lambda c: orbiting(), 10)
 
     # video live: the hook the video hub calls when the nest's stream reaches the command center
-    dispatch.api.incidents.video_started(7)
+    incident_dispatcher(dispatch.api).video_started(7)
     video = await dispatch.milestone(inc.id, "video_live", 10)
     assert video["elapsed_s"] >= on_scene["elapsed_s"]
 
@@ -197,7 +198,7 @@ async def test_second_simultaneous_incident_goes_to_the_next_best_nest(dispatch:
     dispatch.api.report_incident(b)
     da = await dispatch.milestone(a.id, "dispatched", 10)
     db = await dispatch.milestone(b.id, "dispatched", 10)
-    served = dispatch.api.incidents.current_plan(b.id)
+    served = incident_dispatcher(dispatch.api).current_plan(b.id)
     assert served is not None and served.chosen is not None and served.chosen.nest_id == next_best
     passed_7 = next(p for p in served.passed_over if p.nest_id == 7)
     assert passed_7.reasons[0].code == "assigned" and a.id in passed_7.reasons[0].message
@@ -223,7 +224,7 @@ async def test_nest_in_no_go_weather_is_passed_over_with_the_reason(dispatch: Di
     assert passed["reasons"][0]["code"] == "wind"
     assert f"above the {limit:.1f} m/s limit" in passed["reasons"][0]["message"]
     await dispatch.milestone(inc.id, "dispatched", 10)
-    served = dispatch.api.incidents.current_plan(inc.id)
+    served = incident_dispatcher(dispatch.api).current_plan(inc.id)
     assert (
         served is not None and served.chosen is not None and served.chosen.nest_id == expected.chosen.nest_id
     )

@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
-from dronectl.config import load_config
-from dronectl.geo import GeoPoint, destination, distance_m
-from dronectl.nest_state import NestPhase
+from dronectl.domain.config import load_config
+from dronectl.domain.geo import GeoPoint, destination, distance_m
+from dronectl.domain.nest_state import NestPhase
 from tests.system.conftest import System
 
 ALL_NESTS = [n.id for n in load_config().nests]

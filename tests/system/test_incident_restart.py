@@ -1,4 +1,4 @@
-"""Incidents survive a controller restart (issue 7). The dispatcher (its FleetApiController) is
+"""Incidents survive a controller restart (issue 7). The dispatcher (its FleetOperations) is
 stopped and a new one started on the same audit store and fleet, over the simulator (10x):
 
 - a queued incident (the only nest under a pilot's control) is planned again and served;
@@ -25,14 +25,15 @@ from typing import Any
 
 import pytest
 
-from dronectl.api.models import Actor, Event, EventKind, GroundPoint, Incident, Role
-from dronectl.api_controller import FleetApiController
+from dronectl.app.compose import compose_operations, incident_dispatcher
 from dronectl.audit import CommandRow
-from dronectl.config import BlackIceConfig
-from dronectl.dispatch import DispatchSettings
-from dronectl.geo import GeoPoint, destination, distance_to_segment_m
-from dronectl.lookout import Lookout
-from dronectl.nest_state import NestPhase
+from dronectl.automations.lookout import Lookout
+from dronectl.domain.config import BlackIceConfig
+from dronectl.domain.dispatch import DispatchSettings
+from dronectl.domain.geo import GeoPoint, destination, distance_to_segment_m
+from dronectl.domain.nest_state import NestPhase
+from dronectl.operations.fleet_ops import FleetOperations
+from dronectl.operations.models import Actor, Event, EventKind, GroundPoint, Incident, Role
 from dronectl.video import open_video
 from sitl.camera.scene import IceStretch
 from sitl.environment import Precipitation
@@ -54,7 +55,7 @@ def nest_ids() -> list[int]:
 class Run:
     """One run of the controller's API side (dispatcher included), collecting its events."""
 
-    api: FleetApiController
+    api: FleetOperations
     events: list[Event] = field(default_factory=list)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     task: asyncio.Task[None] | None = None
@@ -97,7 +98,7 @@ class Run:
 
 
 async def start(system: System) -> Run:
-    run = Run(FleetApiController(system.fleet, dispatch=SETTINGS))
+    run = Run(compose_operations(system.fleet, dispatch=SETTINGS))
     ready = asyncio.Event()
 
     async def collect() -> None:
@@ -164,7 +165,7 @@ async def test_queued_incident_is_planned_again_after_a_restart(system: System, 
     await first.stop()  # the controller stops; the pilot's control goes with it (held in memory)
     second = await start(system)
     runs.append(second)
-    assert await second.api.incidents.recover() == [inc.id]
+    assert await incident_dispatcher(second.api).recover() == [inc.id]
 
     resumed = await second.milestone(inc.id, "resumed", 10)
     assert resumed["elapsed_s"] >= queued["elapsed_s"]  # measured from when it was first received
@@ -195,15 +196,15 @@ async def test_proposed_incident_waits_for_a_confirmation_again(system: System, 
     await first.stop()
     second = await start(system)
     runs.append(second)
-    assert await second.api.incidents.recover() == [inc.id]
+    assert await incident_dispatcher(second.api).recover() == [inc.id]
     resumed = await second.event(inc.id, "resumed", 10)
     assert "proposed before the restart" in resumed.message
     proposed = await second.event(inc.id, "proposed", 10)  # proposed again, to be confirmed again
     assert "waiting for a commander's confirmation" in proposed.message
-    assert second.api.incidents.check_confirm(inc.id, None) is None
+    assert incident_dispatcher(second.api).check_confirm(inc.id, None) is None
     assert takeoffs(system) == 0 and system.nest(NEST).state.phase is not NestPhase.LAUNCHING
 
-    second.api.incidents.confirm(inc.id, None, "cc-desk-2")
+    incident_dispatcher(second.api).confirm(inc.id, None, "cc-desk-2")
     await second.milestone(inc.id, "confirmed", 10)
     await second.milestone(inc.id, "airborne", 60)
     assert takeoffs(system) == 1
@@ -224,10 +225,10 @@ async def test_on_scene_incident_is_followed_again_without_a_new_launch(
     await first.stop()
     second = await start(system)
     runs.append(second)
-    assert await second.api.incidents.recover() == [inc.id]
+    assert await incident_dispatcher(second.api).recover() == [inc.id]
     resumed = await second.event(inc.id, "resumed", 10)
     assert f"nest {NEST} still over the scene" in resumed.message and resumed.nest_id == NEST
-    assert second.api.incidents.serving(NEST) == inc.id  # reserved again for the incident
+    assert incident_dispatcher(second.api).serving(NEST) == inc.id  # reserved again for the incident
     assert takeoffs(system) == 1 and orbits(system) == 1  # nothing launched or commanded again
     assert system.nest(NEST).flight.flight_id == flight_id  # type: ignore[union-attr]
 
@@ -254,10 +255,10 @@ async def test_incident_whose_drone_landed_is_closed_with_the_reason(system: Sys
 
     second = await start(system)
     runs.append(second)
-    assert await second.api.incidents.recover() == [inc.id]
+    assert await incident_dispatcher(second.api).recover() == [inc.id]
     closed = await second.event(inc.id, "closed", 10)
     assert "closed after a controller restart: no drone flies flight" in closed.message
-    assert second.api.incidents.serving(NEST) is None
+    assert incident_dispatcher(second.api).serving(NEST) is None
     rows = await incident_rows(system, inc.id)
     assert len(rows) == 1 and rows[0]["outcomes"][-1]["outcome"] == "succeeded"
     assert takeoffs(system) == 1
@@ -268,10 +269,10 @@ async def test_incident_whose_drone_landed_is_closed_with_the_reason(system: Sys
     third = await start(system)  # (a run that has not loaded it: the closed one is not loaded)
     runs.append(third)
     third.api.report_incident(inc)
-    await system.wait(NEST, lambda c: inc.id not in third.api.incidents.incident_ids(), 10)
+    await system.wait(NEST, lambda c: inc.id not in incident_dispatcher(third.api).incident_ids(), 10)
     rows = await incident_rows(system, inc.id)
     assert len(rows) == 1 and len(rows[0]["outcomes"]) == outcomes_before
-    assert third.api.incidents.serving(NEST) is None and takeoffs(system) == 1
+    assert incident_dispatcher(third.api).serving(NEST) is None and takeoffs(system) == 1
 
 
 # the Nanhu bridge avenue near nest 3, glazed (as in test_black_ice_scenario)
@@ -301,8 +302,8 @@ async def test_the_lookout_watches_the_followed_drone_after_a_restart(
         second = await start(system)
         runs.append(second)
         lookout = Lookout(second.api, hub, tmp_path / "snapshots", BlackIceConfig())
-        second.api.incidents.attach_lookout(lookout)
-        assert await second.api.incidents.recover() == [inc.id]
+        incident_dispatcher(second.api).attach_lookout(lookout)
+        assert await incident_dispatcher(second.api).recover() == [inc.id]
         await second.milestone(inc.id, "resumed", 10)
         finding = await second.event(inc.id, "finding", 180)
         assert (

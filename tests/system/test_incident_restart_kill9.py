@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dronectl.audit import AuditStore
-from dronectl.geo import GeoPoint, destination
+from dronectl.domain.geo import GeoPoint, destination
 from tests.system.test_restart_kill9 import NEST, SPEED, child, free_tcp_port, takeoffs, write_config
 
 WAITING = ("queued", "proposed")

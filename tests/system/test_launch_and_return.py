@@ -4,8 +4,8 @@ cover closing and charging, asserted from the controller's state and the simulat
 from __future__ import annotations
 
 from dronectl.audit import AuditStore
-from dronectl.geo import GeoPoint, destination, distance_m
-from dronectl.nest_state import NestPhase
+from dronectl.domain.geo import GeoPoint, destination, distance_m
+from dronectl.domain.nest_state import NestPhase
 from tests.system.conftest import System
 
 

@@ -11,11 +11,11 @@ import time
 import pytest
 
 from dronectl.audit import AuditStore
-from dronectl.errors import CommandRefused, LinkLost
-from dronectl.geo import destination
-from dronectl.nest_controller import NestEvent
-from dronectl.nest_state import DOCKED, NestPhase
-from dronectl.safety import BlockerCode
+from dronectl.domain.errors import CommandRefused, LinkLost
+from dronectl.domain.geo import destination
+from dronectl.domain.nest_state import DOCKED, NestPhase
+from dronectl.domain.safety import BlockerCode
+from dronectl.nest.controller import NestEvent
 from sitl.environment import FaultKind
 from tests.system.conftest import System
 
@@ -95,8 +95,10 @@ async def test_link_cut_in_flight_leaves_px4s_return_alone_and_the_drone_ends_ho
     failsafe = [r for r in after if r.kind == "failsafe"]
     assert [r.data["reason"] for r in failsafe] == ["data link lost"]
     # after PX4 took over, the controller never told the drone anything else (no reposition, no
-    # mode change of its own): the return PX4 started is the one that brought it home
-    modes = [r.data["mode"] for r in after if r.kind == "mode"]
+    # mode change of its own): the return PX4 started is the one that brought it home (once it
+    # disarmed on the pad PX4 leaves Return for Hold by itself, sitl.autopilot.px4._disarm)
+    disarmed = next(i for i, r in enumerate(after) if r.kind == "disarmed")
+    modes = [r.data["mode"] for r in after[:disarmed] if r.kind == "mode"]
     assert "reposition" not in {r.kind for r in after}
     assert modes and modes[0] == "RTL" and set(modes) <= {"RTL", "LAND"}, modes
 

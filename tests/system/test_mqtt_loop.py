@@ -1,5 +1,5 @@
 """The whole loop over MQTT only: a plain paho-mqtt client in the role of the command center, a
-real Mosquitto, the real service (open_service + serve_api + FleetApiController) and the simulator
+real Mosquitto, the real service (open_service + serve_api + FleetOperations) and the simulator
 at 10x. Asserted from what the command center receives, the simulator's records and the audit store.
 """
 
@@ -9,21 +9,24 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from adapters.mavlink import dronectl_v20 as mav
-from dronectl.api.audit_outcomes import AuditOutcomes
-from dronectl.api.service import serve_api
-from dronectl.api.settings import MqttSettings
-from dronectl.api_controller import FleetApiController
-from dronectl.geo import destination
+from dronectl.app.compose import compose_operations
+from dronectl.domain.geo import destination
+from dronectl.operations.audit_outcomes import AuditOutcomes
+from dronectl.operations.fleet_ops import FleetOperations
+from dronectl.transports.mqtt.service import serve_api
+from dronectl.transports.mqtt.settings import MqttSettings
 from sitl.nest import SimNest
 from tests.api.command_center import CommandCenter, request
 from tests.api.conftest import Mosquitto, _listening, free_tcp_port, mosquitto_binary
+from tests.identity.accounts import write_users
 from tests.system.conftest import System
 
 NEST = 3
@@ -78,25 +81,36 @@ class Loop:
     system: System
     cc: CommandCenter
     root: str
-    controller: FleetApiController
+    controller: FleetOperations
     commands: CommandLog
+    senders: dict[str, str] = field(default_factory=dict)  # command id -> the user who sent it
 
     def topic(self, *parts: str) -> str:
         return "/".join((self.root, *parts))
 
     def reply_topic(self, command_id: str) -> str:
-        return self.topic("replies", "cc", command_id)
+        return self.topic("replies", self.senders.get(command_id, "officer-7"), command_id)
 
     async def send(
         self, method: str, args: dict[str, Any] | None = None, *, nest: int | None = NEST, **kw: Any
     ) -> str:
+        """Send as ``actor`` (that user, claiming that role), by default as officer-7 claiming nothing."""
         command_id = kw.pop("command_id", None) or f"{method}-{uuid.uuid4().hex[:8]}"
         who = kw.pop("actor", None)
-        body = request(method, args, reply_to=self.reply_topic(command_id), command_id=command_id, **kw)
-        if who is not None:
-            body["actor"] = who
-        topic = self.topic("nests", str(nest), "commands") if nest is not None else self.topic("commands")
-        await self.cc.publish(topic, body)
+        user = who["id"] if who is not None else "officer-7"
+        self.senders[command_id] = user
+        role = who["role"] if who is not None else None
+        body = request(
+            method,
+            args,
+            reply_to=self.reply_topic(command_id),
+            command_id=command_id,
+            role=role,
+            user=user,
+            **kw,
+        )
+        where = ("nests", str(nest), "commands", user) if nest is not None else ("commands", user)
+        await self.cc.publish(self.topic(*where), body)
         return command_id
 
     async def reply(self, command_id: str, timeout_s: float = 10.0) -> Any:
@@ -127,16 +141,24 @@ def actor(actor_id: str, role: str) -> dict[str, str]:
 
 
 @pytest.fixture
-async def loop(system: System, broker_port: int) -> AsyncIterator[Loop]:
+async def loop(system: System, broker_port: int, tmp_path: Path) -> AsyncIterator[Loop]:
     root = f"test-{uuid.uuid4().hex[:12]}/dronectl/v1"
     settings = MqttSettings(broker=f"mqtt://127.0.0.1:{broker_port}", root=root, reconnect_max_s=2.0)
-    controller = FleetApiController(system.fleet)
+    controller = compose_operations(system.fleet)
     commands = CommandLog(system.world.nest(NEST))
+    users_file = tmp_path / "users"
+    write_users(users_file)  # the roles of the senders below (the broker here is anonymous)
     cc = CommandCenter("127.0.0.1", broker_port)
     await cc.connect()
     await cc.subscribe(f"{root}/#")
     api = asyncio.create_task(
-        serve_api(settings, controller, outcomes=AuditOutcomes(system.fleet.audit), version="test"),
+        serve_api(
+            settings,
+            controller,
+            outcomes=AuditOutcomes(system.fleet.audit),
+            version="test",
+            users_file=users_file,
+        ),
         name="test.api",
     )
     try:
@@ -280,7 +302,7 @@ async def test_expired_duplicate_and_unauthorised_commands(loop: Loop) -> None:
     reply = await loop.reply(expired)
     assert reply["ok"] is False and reply["error"]["code"] == "expired"
 
-    forbidden = await loop.send("launch", {"target": NO_FLY_TARGET}, role="observer")
+    forbidden = await loop.send("launch", {"target": NO_FLY_TARGET}, actor=actor("watcher", "observer"))
     reply = await loop.reply(forbidden)
     assert reply["ok"] is False and reply["error"]["code"] == "forbidden"
     assert loop.commands.drone_commands(before) == []

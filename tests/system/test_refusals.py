@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from dronectl.errors import CommandFailed, CommandRefused
-from dronectl.geo import GeoPoint, destination
-from dronectl.nest_controller import NestController, NestEvent
-from dronectl.nest_state import DOCKED, NestPhase
-from dronectl.safety import BlockerCode
+from dronectl.domain.errors import CommandFailed, CommandRefused
+from dronectl.domain.geo import GeoPoint, destination
+from dronectl.domain.nest_state import DOCKED, NestPhase
+from dronectl.domain.safety import BlockerCode
+from dronectl.nest.controller import NestController, NestEvent
 from sitl.environment import FaultKind
 from sitl.nest import SimNest
 from tests.system.conftest import System

@@ -2,7 +2,7 @@
 processes; the controller is killed while its drone is on station, then started again: it
 re-attaches to the airborne drone without launching it again (the simulator saw one take-off,
 the flight id is the one from before), the audit store holds every record made up to the kill,
-and the drone is brought home."""
+and the drone is brought home. With the SQLite store and with PostgreSQL."""
 
 from __future__ import annotations
 
@@ -13,18 +13,20 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from dronectl.audit import AuditStore
-from dronectl.config import default_config_path
-from dronectl.geo import GeoPoint, destination
+from dronectl.domain.config import default_config_path
+from dronectl.domain.geo import GeoPoint, destination
 from sitl.control import request
 from tests.conftest import REPO_ROOT
+from tests.pg import fresh_database
 
 NEST = 3
 SPEED = 10.0
@@ -98,7 +100,7 @@ async def child(args: list[str], log_path: Path) -> AsyncIterator[Child]:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     with log_path.open("ab") as log:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, *args, cwd=REPO_ROOT, env=env,
+            sys.executable, *args, cwd=log_path.parent, env=env,  # var/ (keys, state) stays the test's
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log,
         )  # fmt: skip
     handle = Child(proc)
@@ -116,9 +118,21 @@ async def takeoffs(control_port: int) -> int:
     return sum(1 for r in reply["records"] if r["kind"] == "takeoff")
 
 
-async def test_kill_9_mid_flight_then_restart_reattaches(port_base: tuple[int, int], tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def audit_location(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The audit store the controller uses across its two lives: a SQLite file, or PostgreSQL."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "audit.sqlite3")
+    else:
+        with fresh_database() as url:
+            yield url
+
+
+async def test_kill_9_mid_flight_then_restart_reattaches(
+    port_base: tuple[int, int], tmp_path: Path, audit_location: str
+) -> None:
     config = write_config(tmp_path / "city.yaml", port_base)
-    audit_path = tmp_path / "audit.sqlite3"
+    audit_path = audit_location
     control_port = free_tcp_port()
     sim_args = [
         "-m",
@@ -131,7 +145,7 @@ async def test_kill_9_mid_flight_then_restart_reattaches(port_base: tuple[int, i
         str(control_port),
     ]
     controller_args = [
-        "-m", "tests.system.controller_process", "--config", str(config), "--audit", str(audit_path),
+        "-m", "tests.system.controller_process", "--config", str(config), "--audit", audit_path,
         "--speed", str(SPEED),
     ]  # fmt: skip
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from dronectl.tts import render_speech
+from dronectl.nest.tts import render_speech
 from sitl.component import Record
 from tests.system.conftest import System
 

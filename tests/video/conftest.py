@@ -11,16 +11,17 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from dronectl.api.models import Actor, Role
-from dronectl.geo import destination
-from dronectl.nest_state import AIRBORNE
-from dronectl.video import VideoHub, add_video_routes, open_video
+from dronectl.domain.geo import destination
+from dronectl.domain.nest_state import AIRBORNE
+from dronectl.operations.models import Actor, Role
+from dronectl.transports.whep import add_video_routes
+from dronectl.video import VideoHub, open_video
 from tests.conftest import allocate_port_base
 from tests.system.conftest import SIM_SPEED, System, sim_speed, system, system_config
 
 __all__ = ["SIM_SPEED", "System", "sim_speed", "system", "system_config"]
 
-# A stand-in for dronectl.web.auth's TokenAuthority: token -> (actor, the actions it may do)
+# A stand-in for dronectl.transports.web.auth's TokenAuthority: token -> (actor, the actions it may do)
 TOKENS = {
     "observer-token": (Actor(id="observer", role=Role.OBSERVER), frozenset({"video.view"})),
     "pilot-token": (Actor(id="pilot", role=Role.PILOT), frozenset({"video.view", "video.talk"})),

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-from dronectl.video.liveness import LivenessSettings, PeerObservation, lost_reason
-from dronectl.video.routes import SESSIONS
+from dronectl.transports.whep.liveness import LivenessSettings, PeerObservation, lost_reason
+from dronectl.transports.whep.routes import SESSIONS
 from tests.adapters.fake_peer import wait_until
 from tests.video.conftest import VideoSystem
 from tests.video.whep_client import WhepViewer

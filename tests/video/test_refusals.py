@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from aiortc import RTCConfiguration, RTCPeerConnection
 
+from dronectl.transports.whep.routes import SESSIONS
+from dronectl.transports.whep.trickle import offer_ufrag
 from tests.video.conftest import VideoSystem
+from tests.video.whep_client import WhepViewer
 
 NEST = 3
 SDP_HEADERS = {"Content-Type": "application/sdp", "Authorization": "Bearer observer-token"}
+FRAG_HEADERS = {"Content-Type": "application/trickle-ice-sdpfrag", "Authorization": "Bearer observer-token"}
 
 
 async def browser_like_offer(audio: str | None = None) -> str:
@@ -81,3 +85,40 @@ async def test_refusals(video: VideoSystem) -> None:
     assert resp.status == 404
 
     assert not video.hub.ingest_running(NEST)  # no refused request left a stream running
+
+    # trickle ICE on a session (RFC 9725 section 4.3 for WHIP, as WHEP uses it)
+    viewer = WhepViewer(client, "observer-token")
+    await viewer.connect(NEST)
+    try:
+        assert viewer.location is not None
+        session = video.app[SESSIONS].sessions[viewer.location.rsplit("/", 1)[1]]
+        ufrag = offer_ufrag(viewer.pc.localDescription.sdp)
+        fragment = f"a=ice-ufrag:{ufrag}\r\na=ice-pwd:x\r\nm=video 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n"
+
+        resp = await client.options(f"/whep/nests/{NEST}")
+        assert (resp.status, resp.headers["Accept-Post"]) == (204, "application/sdp")
+        resp = await client.options(viewer.location)
+        assert (resp.status, resp.headers["Accept-Patch"]) == (204, "application/trickle-ice-sdpfrag")
+
+        async def patch(body: str, **headers: str) -> tuple[int, str]:
+            resp = await client.patch(viewer.location or "", data=body, headers={**FRAG_HEADERS, **headers})
+            return resp.status, await resp.text()
+
+        assert (await patch(fragment, **{"Content-Type": "text/plain"}))[0] == 415
+        assert (await patch(fragment, **{"If-Match": "*"})) == (
+            422, "ICE restart is not supported: open a new session",
+        )  # fmt: skip
+        assert (await patch(fragment, **{"If-Match": '"stale"'}))[0] == 412
+        assert (await patch(fragment, Authorization="Bearer pilot-token"))[0] == 403  # not its session
+        status, text = await patch(fragment.replace(str(ufrag), "restart"))
+        assert status == 422 and "ICE restart" in text
+        status, text = await patch(fragment + "a=candidate:garbage\r\n")
+        assert status == 400 and "not an ICE candidate" in text
+        resp = await client.patch(f"/whep/nests/{NEST}/sessions/nope", data=fragment, headers=FRAG_HEADERS)
+        assert resp.status == 404
+        # a candidate and the end of them, under the session's entity tag: taken
+        candidate = "a=candidate:1 1 udp 2113937151 127.0.0.1 9 typ host\r\na=end-of-candidates\r\n"
+        assert (await patch(fragment + candidate, **{"If-Match": session.etag}))[0] == 204
+        assert session.nest_id == NEST and session.session_id in video.app[SESSIONS].sessions
+    finally:
+        assert await viewer.leave() == 200

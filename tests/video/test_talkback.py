@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from dronectl.audit import AuditStore
 from dronectl.audit.rows import CommandRow
-from dronectl.video.routes import SESSIONS
+from dronectl.transports.whep.routes import SESSIONS
 from dronectl.video.talkback import CLIP_IDS, SAMPLE_RATE_HZ
 from tests.adapters.fake_peer import wait_until
 from tests.video.conftest import VideoSystem

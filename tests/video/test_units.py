@@ -10,7 +10,7 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from adapters.protocols import AccessUnit
-from dronectl.video.offer import AudioWish, check_offer
+from dronectl.transports.whep.offer import AudioWish, check_offer
 from dronectl.video.timeline import Timeline
 from dronectl.video.video_file import VideoFile
 from sitl.camera.encoder import H264Encoder

@@ -10,7 +10,7 @@ import numpy as np
 
 from adapters.protocols import AccessUnit
 from adapters.rtp_h264 import read_capture_time_sei, split_annexb
-from dronectl.video.routes import SESSIONS
+from dronectl.transports.whep.routes import SESSIONS
 from tests.adapters.fake_peer import wait_until
 from tests.video.conftest import VideoSystem
 from tests.video.whep_client import RECEIVED_ENCODED, WhepViewer, record_received_frames

@@ -8,7 +8,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from dronectl.geo import GeoPoint, destination
+from dronectl.domain.geo import GeoPoint, destination
 from sitl.camera.city import M_PER_DEG_LAT, cars_on, lanes_of, m_per_deg_lon, roads_near
 from sitl.camera.encoder import H264Encoder
 from sitl.camera.render import CameraPose, Optics, Renderer, _Projector

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from adapters.protocols import AccessUnit
-from dronectl.geo import GeoPoint
+from dronectl.automations.vision import frames as frames_module
+from dronectl.automations.vision.frames import FrameSampler, VideoFrame
+from dronectl.automations.vision.geometry import CameraOptics
+from dronectl.automations.vision.ice import find_ice
+from dronectl.domain.geo import GeoPoint
 from dronectl.video.errors import UnknownNest
 from dronectl.video.hub import VideoHub
-from dronectl.vision import frames as frames_module
-from dronectl.vision.frames import FrameSampler, VideoFrame
-from dronectl.vision.geometry import CameraOptics
-from dronectl.vision.ice import find_ice
 from sitl.camera.encoder import H264Encoder
 from sitl.camera.render import CameraPose, Optics, Renderer
 from sitl.camera.scene import SceneSnapshot

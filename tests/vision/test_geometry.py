@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 from adapters.protocols import VideoEncoding, VideoStreamInfo, VideoTransport
-from dronectl.geo import GeoPoint, distance_m
-from dronectl.vision.geometry import (
+from dronectl.automations.vision.geometry import (
     DEFAULT_OPTICS,
     CameraOptics,
     ground_sample_m,
     ground_to_pixel,
     pixel_to_ground,
 )
+from dronectl.domain.geo import GeoPoint, distance_m
 from sitl.camera.render import CameraPose, Optics, _Projector
 from tests.vision.scenes import EW_AVENUE_LAT, NS_AVENUE_LON, offset
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dronectl.geo import GeoPoint, distance_m, distance_to_segment_m
-from dronectl.vision.geometry import DEFAULT_OPTICS, pixel_to_ground
-from dronectl.vision.ice import IceFinding, find_ice
+from dronectl.automations.vision.geometry import DEFAULT_OPTICS, pixel_to_ground
+from dronectl.automations.vision.ice import IceFinding, find_ice
+from dronectl.domain.geo import GeoPoint, distance_m, distance_to_segment_m
 from sitl.camera.render import SUMMER, WINTER
 from sitl.camera.scene import IceStretch, SceneSnapshot
 from tests.vision.scenes import EW_AVENUE_LAT, NS_AVENUE_LON, Image, ew_ice, h264_round_trip, offset, render

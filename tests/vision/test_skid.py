@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dronectl.geo import GeoPoint
+from dronectl.domain.geo import GeoPoint
 from sitl.camera.city import BLOCK_LAT_DEG, EAST_WEST, Road, cars_on, lanes_of
 from sitl.camera.render import _skid_yaw_deg
 from sitl.camera.scene import SceneSnapshot

@@ -9,9 +9,9 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from dronectl.geo import GeoPoint
-from dronectl.vision.geometry import DEFAULT_OPTICS
-from dronectl.vision.traffic import STOPPED_BELOW_MPS, TrafficEstimator, TrafficReading
+from dronectl.automations.vision.geometry import DEFAULT_OPTICS
+from dronectl.automations.vision.traffic import STOPPED_BELOW_MPS, TrafficEstimator, TrafficReading
+from dronectl.domain.geo import GeoPoint
 from sitl.camera.render import Renderer
 from sitl.camera.scene import SceneSnapshot, SlowTraffic
 from tests.vision.scenes import (

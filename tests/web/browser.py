@@ -108,3 +108,14 @@ async def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str)
                 await asyncio.sleep(0.1)
     except TimeoutError:
         raise AssertionError(f"timed out waiting for {what}") from None
+
+
+async def signed_in(browser: Any, url: str, sessions: Any, actor: Any) -> Any:
+    """A new page at ``url``, signed in as ``actor``: a session of ``sessions`` (web.sessions)
+    whose cookie is in the browser, as after POST /api/login (never a token in the URL)."""
+    from dronectl.transports.web.sessions import COOKIE
+
+    await browser.add_cookies([{"name": COOKIE, "value": sessions.open(actor), "url": url}])
+    page = await browser.new_page()
+    await page.goto(url)
+    return page

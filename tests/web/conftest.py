@@ -1,4 +1,5 @@
-"""Fixtures for the HTTP API tests: the web server over the fake controller, a real audit store,
+"""Fixtures for the HTTP API tests: the web server over the fake controller, a real audit store
+(with the replay and evidence routes over it, recordings and snapshots in the test's directory),
 one token per role, and an MQTT API sharing the same command gateway (publishes captured)."""
 
 from __future__ import annotations
@@ -14,17 +15,22 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import BaseModel
 
-from dronectl.api.audit_outcomes import AuditOutcomes
-from dronectl.api.gateway import CommandGateway
-from dronectl.api.models import Actor, Role
-from dronectl.api.mqtt import MqttApi
-from dronectl.api.settings import MqttSettings
-from dronectl.api.topics import Topics
 from dronectl.audit import AuditStore
-from dronectl.config import load_config
-from dronectl.web.auth import TokenAuthority
-from dronectl.web.server import WebServer
-from dronectl.web.updates import TelemetryRates
+from dronectl.automations.lookout.snapshots import SnapshotStore
+from dronectl.domain.config import load_config
+from dronectl.operations.audit_outcomes import AuditOutcomes
+from dronectl.operations.gateway import CommandGateway
+from dronectl.operations.models import Actor, Role
+from dronectl.operations.topics import Topics
+from dronectl.operations.users import Directory
+from dronectl.transports.mqtt.mqtt import MqttApi
+from dronectl.transports.mqtt.settings import MqttSettings
+from dronectl.transports.web.auth import TokenAuthority
+from dronectl.transports.web.replay import add_replay_routes
+from dronectl.transports.web.server import WebServer
+from dronectl.transports.web.sessions import Sessions
+from dronectl.transports.web.snapshots import add_snapshot_routes
+from dronectl.transports.web.updates import TelemetryRates
 from tests.api.fake_controller import FakeController
 
 NESTS = (1, 2, 3)
@@ -35,7 +41,10 @@ class CapturingMqtt(MqttApi):
     """The MQTT API on the same gateway, with publishes captured instead of sent."""
 
     def __init__(self, controller: FakeController, gateway: CommandGateway) -> None:
-        super().__init__(MqttSettings(broker="mqtt://127.0.0.1:1"), controller, gateway=gateway)
+        users = {f"{role.value}-1": role for role in Role}  # the token holders, as the roles file
+        super().__init__(
+            MqttSettings(broker="mqtt://127.0.0.1:1"), controller, gateway=gateway, role_of=users.get
+        )
         self.sent: list[tuple[str, dict[str, Any]]] = []
 
     async def _publish(self, topic: str, model: BaseModel, *, qos: int, retain: bool = False) -> bool:
@@ -51,6 +60,9 @@ class Web:
     mqtt: CapturingMqtt
     audit: AuditStore
     server: WebServer
+    recordings: Path
+    snapshots: Path
+    sessions: Sessions | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def headers(self, role: Role) -> dict[str, str]:
@@ -84,6 +96,13 @@ async def web_api(tmp_path: Path) -> AsyncIterator[Web]:
     async with await AuditStore.open(tmp_path / "audit.sqlite3") as audit:
         gateway = CommandGateway(controller, Topics(), outcomes=AuditOutcomes(audit))
         mqtt = CapturingMqtt(controller, gateway)
-        server = WebServer(config, controller, gateway, auth, rates=rates)
+        recordings, snapshots = tmp_path / "recordings", tmp_path / "snapshots"
+        recordings.mkdir()
+        snapshots.mkdir()
+        sessions = Sessions(Directory(tmp_path / "users"))  # the page's sign-in (browser.signed_in)
+        server = WebServer(config, controller, gateway, auth, rates=rates, sessions=sessions)
+        # added, not mounted: a mount would tell the page there is live video (config "video")
+        add_replay_routes(server.app, audit, recordings, SnapshotStore(snapshots), auth.authorize)
+        add_snapshot_routes(server.app, SnapshotStore(snapshots), auth.authorize)
         async with TestClient(TestServer(server.app)) as client:
-            yield Web(client, controller, gateway, mqtt, audit, server)
+            yield Web(client, controller, gateway, mqtt, audit, server, recordings, snapshots, sessions)

@@ -3,7 +3,7 @@
 The real service (16 simulated nests, MAVSDK, the audit store, the video hub) serves the page;
 the browser (tests/web/browser.py) opens it, sees every nest on the map, picks a point with a
 click, launches a nest with the page's button, and receives the drone's video by WHEP: frames
-decoded at 1280x720, H.264 negotiated. A second page with an observer's token watches the same
+decoded at 1280x720, H.264 negotiated. A second page signed in as an observer watches the same
 ingest, is refused when it presses Return, and shows why. The commander then talks through the
 drone's loudspeaker from the tile (Chromium's fake microphone).
 
@@ -23,19 +23,22 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from dronectl.api.audit_outcomes import AuditOutcomes
-from dronectl.api.gateway import CommandGateway
-from dronectl.api.models import Actor, Role
-from dronectl.api.topics import Topics
-from dronectl.api_controller import FleetApiController
-from dronectl.config import load_config
-from dronectl.geo import destination
-from dronectl.nest_state import NestPhase
-from dronectl.video import VideoHub, add_video_routes, open_video
-from dronectl.video.routes import SESSIONS
+from dronectl.app.compose import compose_operations
+from dronectl.domain.config import load_config
+from dronectl.domain.geo import destination
+from dronectl.domain.nest_state import NestPhase
+from dronectl.operations.audit_outcomes import AuditOutcomes
+from dronectl.operations.gateway import CommandGateway
+from dronectl.operations.models import Actor, Role
+from dronectl.operations.topics import Topics
+from dronectl.operations.users import Directory
+from dronectl.transports.web.auth import Authorize, TokenAuthority
+from dronectl.transports.web.server import WebServer
+from dronectl.transports.web.sessions import Sessions
+from dronectl.transports.whep import add_video_routes
+from dronectl.transports.whep.routes import SESSIONS
+from dronectl.video import VideoHub, open_video
 from dronectl.video.talkback import CLIP_IDS
-from dronectl.web.auth import Authorize, TokenAuthority
-from dronectl.web.server import WebServer
 from tests.conftest import allocate_port_base
 from tests.system.conftest import System, system, system_config
 from tests.web.browser import (
@@ -47,6 +50,7 @@ from tests.web.browser import (
     TO_SCREEN,
     VIDEO_STATS,
     chromium,
+    signed_in,
     wait_js,
     wait_until,
 )
@@ -57,8 +61,8 @@ assert CHROMIUM.exists(), "Debian's chromium is not installed: scripts/system-de
 
 ALL_NESTS = [n.id for n in load_config().nests]
 NEST = 3
-COMMANDER = "commander-token-0123456789abcdef"
-OBSERVER = "observer-token-0123456789abcdef"
+COMMANDER = Actor(id="cmdr.wang", role=Role.COMMANDER)
+OBSERVER = Actor(id="wall", role=Role.OBSERVER)
 
 
 @pytest.fixture
@@ -80,17 +84,15 @@ class Service:
     hub: VideoHub
     url: str
     app: web.Application
+    sessions: Sessions
 
 
 @pytest.fixture
-async def service(system: System) -> AsyncIterator[Service]:
+async def service(system: System, tmp_path: Path) -> AsyncIterator[Service]:
     for sim in system.world.nests.values():  # never 5600+N: other test runs may stream at once
         sim.camera.video_port = allocate_port_base(span=1)
-    controller = FleetApiController(system.fleet)
-    actors = {
-        COMMANDER: Actor(id="cmdr.wang", role=Role.COMMANDER),
-        OBSERVER: Actor(id="wall", role=Role.OBSERVER),
-    }
+    controller = compose_operations(system.fleet)
+    sessions = Sessions(Directory(tmp_path / "users"))  # pages signed in as after a login
     gateway = CommandGateway(controller, Topics(), outcomes=AuditOutcomes(system.fleet.audit))
     try:
         async with open_video(system.fleet, None) as hub:
@@ -98,16 +100,17 @@ async def service(system: System) -> AsyncIterator[Service]:
             def video(app: web.Application, authorize: Authorize) -> None:
                 add_video_routes(app, hub, authorize)
 
-            server = WebServer(system.config, controller, gateway, TokenAuthority(actors), mounts=[video])
+            server = WebServer(
+                system.config, controller, gateway, TokenAuthority(), mounts=[video], sessions=sessions
+            )
             async with TestServer(server.app, host="127.0.0.1") as http:
-                yield Service(system, hub, f"http://127.0.0.1:{http.port}/", server.app)
+                yield Service(system, hub, f"http://127.0.0.1:{http.port}/", server.app, sessions)
     finally:
         await controller.aclose()
 
 
-async def _open(browser: Any, service: Service, token: str) -> Any:
-    page = await browser.new_page()
-    await page.goto(f"{service.url}?token={token}")
+async def _open(browser: Any, service: Service, actor: Actor, host: str = "127.0.0.1") -> Any:
+    page = await signed_in(browser, service.url.replace("127.0.0.1", host), service.sessions, actor)
     assert await wait_js(page, NEST_COUNT, 30, "the nests on the map") == len(ALL_NESTS)
     return page
 
@@ -120,13 +123,13 @@ async def test_the_page_launches_a_nest_and_shows_its_video(service: Service, tm
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
 
-        # every nest on the map and in the list, with its state; the token out of the address bar
+        # every nest on the map and in the list, with its state; no secret in the address bar
         assert len(ALL_NESTS) == 16
         phases = "() => [...document.querySelectorAll('#states td.phase')].map((td) => td.textContent)"
         await wait_js(page, f"() => ({phases})().filter((p) => p === 'ready').length === 16", 30, "all ready")
         who = await page.evaluate("() => document.querySelector('#who').textContent")
         assert who == "cmdr.wang (commander)"
-        assert "token=" not in page.url
+        assert page.url == service.url
 
         # a real click on the map picks the point; the page's button launches there
         x, y = await page.evaluate(TO_SCREEN, [target.lat_deg, target.lon_deg])
@@ -149,8 +152,10 @@ async def test_the_page_launches_a_nest_and_shows_its_video(service: Service, tm
         drone = f"() => !!document.querySelector('#layer-drones .drone[data-nest=\"{NEST}\"] polygon')"
         await wait_js(page, drone, 30, "the drone on the map")
 
-        # an observer's page watches the same ingest; its Return is refused, with the reason shown
-        observer = await _open(browser, service, OBSERVER)
+        # an observer's page watches the same ingest; its Return is refused, with the reason shown.
+        # A browser holds one session cookie per site: the observer's page comes by another name of
+        # this machine (localhost), so each page keeps its own sign-in
+        observer = await _open(browser, service, OBSERVER, host="localhost")
         watching = await wait_js(observer, VIDEO_STATS, 60, "the observer's video", NEST)
         assert (watching["width"], watching["height"], watching["codec"]) == (1280, 720, "video/H264")
         assert service.hub.subscriber_count(NEST) == 2  # two viewers, one ingest
@@ -158,7 +163,8 @@ async def test_the_page_launches_a_nest_and_shows_its_video(service: Service, tm
         await observer.click("#btn-return")
         refused = ["refused", f"return_home #{NEST} refused"]
         refusal = await wait_js(observer, MESSAGE, 90, "the refusal", refused)  # a loaded page is slow
-        assert f"return_home #{NEST} refused (forbidden): role observer may not call return_home" in refusal
+        reason = "wall: role observer may not call return_home"  # the user, then why
+        assert f"return_home #{NEST} refused (forbidden): {reason}" in refusal
         commands = await system.fleet.audit.commands(nest_id=NEST)
         assert [(c["method"], c["actor_id"], c["outcomes"][0]["outcome"]) for c in commands] == [
             ("launch", "cmdr.wang", "accepted"),

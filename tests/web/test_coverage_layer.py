@@ -12,20 +12,22 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from dronectl.api.audit_outcomes import AuditOutcomes
-from dronectl.api.gateway import CommandGateway
-from dronectl.api.models import Actor, Role
-from dronectl.api.topics import Topics
 from dronectl.audit import AuditStore
-from dronectl.config import load_config
-from dronectl.dispatch import DEFAULT_SETTINGS
-from dronectl.dispatch.coverage import coverage_grid
-from dronectl.energy import Wind
-from dronectl.web.auth import TokenAuthority
-from dronectl.web.coverage import CoverageLayer, add_coverage_routes, mean_wind
-from dronectl.web.server import WebServer
+from dronectl.domain.config import load_config
+from dronectl.domain.dispatch import DEFAULT_SETTINGS
+from dronectl.domain.dispatch.coverage import coverage_grid
+from dronectl.domain.energy import Wind
+from dronectl.operations.audit_outcomes import AuditOutcomes
+from dronectl.operations.gateway import CommandGateway
+from dronectl.operations.models import Actor, Role
+from dronectl.operations.topics import Topics
+from dronectl.operations.users import Directory
+from dronectl.transports.web.auth import TokenAuthority
+from dronectl.transports.web.coverage import CoverageLayer, add_coverage_routes, mean_wind
+from dronectl.transports.web.server import WebServer
+from dronectl.transports.web.sessions import Sessions
 from tests.api.fake_controller import FakeController
-from tests.web.browser import NEST_COUNT, chromium, wait_js
+from tests.web.browser import NEST_COUNT, chromium, signed_in, wait_js
 
 TOKEN = "token-of-an-observer-0123456789"
 
@@ -139,7 +141,7 @@ async def test_the_page_lays_the_layer_over_the_map(tmp_path: Path) -> None:
     base = load_config()
     config = base.model_copy(update={"nests": base.nests[:3]})
     controller = FakeController((1, 2, 3), step_s=0.05)
-    auth = TokenAuthority({TOKEN: Actor(id="observer-1", role=Role.OBSERVER)})
+    sessions = Sessions(Directory(tmp_path / "users"))  # signed in below, as after a login
     layer = CoverageLayer(config)
     async with await AuditStore.open(tmp_path / "audit.sqlite3") as audit:
         gateway = CommandGateway(controller, Topics(), outcomes=AuditOutcomes(audit))
@@ -147,12 +149,13 @@ async def test_the_page_lays_the_layer_over_the_map(tmp_path: Path) -> None:
             config,
             controller,
             gateway,
-            auth,
+            TokenAuthority(),
             mounts=[lambda app, authorize: add_coverage_routes(app, layer, authorize)],
+            sessions=sessions,
         )
         async with TestClient(TestServer(server.app)) as client, chromium(tmp_path / "profile") as browser:
-            page = await browser.new_page()
-            await page.goto(str(client.make_url(f"/?token={TOKEN}")))
+            observer = Actor(id="observer-1", role=Role.OBSERVER)
+            page = await signed_in(browser, str(client.make_url("/")), sessions, observer)
             await wait_js(page, NEST_COUNT, 30, "the nests on the map")
             await page.click("#map-coverage")
             stats = await wait_js(

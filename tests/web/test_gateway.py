@@ -1,4 +1,4 @@
-"""The command path both transports share (dronectl.api.gateway): events to every transport,
+"""The command path both transports share (dronectl.operations.gateway): events to every transport,
 first outcomes loaded once, a crashing controller answered."""
 
 from __future__ import annotations
@@ -8,13 +8,17 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-from dronectl.api.controller import Command, CommandUpdate
-from dronectl.api.dispatch import Execute, Repeat
-from dronectl.api.gateway import CommandGateway
-from dronectl.api.models import ErrorCode, Event, EventKind, Progress, Reply, Request
-from dronectl.api.topics import Topics
+from dronectl.domain.roles import Channel, Role
+from dronectl.operations.gateway import CommandGateway
+from dronectl.operations.models import ErrorCode, Event, EventKind, Progress, Reply, Request
+from dronectl.operations.port import Command, CommandUpdate
+from dronectl.operations.requests import Execute, Repeat, Sender
+from dronectl.operations.topics import Topics
 from tests.api.fake_controller import FakeController
 from tests.web.conftest import envelope
+
+TOPIC = "dronectl/v1/nests/1/commands/p"
+P = Sender("p", Role.PILOT, Channel.MQTT)
 
 
 class Outcomes:
@@ -28,7 +32,9 @@ class Outcomes:
         self.recent_calls += 1
         return [("old-1", Reply(id="old-1", ok=True, result={"state": "accepted"}))]
 
-    async def record_refusal(self, request: Request, nest_id: int | None, reply: Reply) -> None:
+    async def record_refusal(
+        self, request: Request, user: str, role: str, channel: str, nest_id: int | None, reply: Reply
+    ) -> None:
         raise AssertionError("nothing is refused here")
 
 
@@ -63,13 +69,13 @@ async def test_recent_outcomes_are_loaded_once_for_both_transports() -> None:
     await gateway.load_recent()
     await gateway.load_recent()
     assert outcomes.recent_calls == 1
-    decision = await gateway.decide("dronectl/v1/nests/1/commands", _payload("old-1"))
+    decision = await gateway.decide(TOPIC, _payload("old-1"), P)
     assert isinstance(decision, Repeat) and decision.reply.repeated
 
 
 async def test_a_crashing_controller_is_answered_and_remembered() -> None:
     gateway = CommandGateway(Crashing(clock=time.time), Topics())
-    decision = await gateway.decide("dronectl/v1/nests/1/commands", _payload("c-1"))
+    decision = await gateway.decide(TOPIC, _payload("c-1"), P)
     assert isinstance(decision, Execute)
     replies: list[Reply] = []
     progress: list[Progress] = []
@@ -83,5 +89,5 @@ async def test_a_crashing_controller_is_answered_and_remembered() -> None:
     await gateway.execute(decision.command, on_reply, on_progress)
     assert [(r.ok, r.error.code if r.error else None) for r in replies] == [(False, ErrorCode.INTERNAL)]
     assert progress == []
-    again = await gateway.decide("dronectl/v1/nests/1/commands", _payload("c-1"))
+    again = await gateway.decide(TOPIC, _payload("c-1"), P)
     assert isinstance(again, Repeat) and again.reply.error is not None

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from dronectl.api.models import Role
+from dronectl.operations.models import Role
 from tests.web.conftest import TOKENS, Web, envelope, launch_args
 
 
@@ -27,17 +27,20 @@ async def test_every_api_route_needs_a_valid_token(web_api: Web, path: str) -> N
     async with web_api.client.get(path, headers={"Authorization": "Bearer not-a-token-we-know-of"}) as res:
         assert res.status == 401
     async with web_api.client.get(path, params={"token": "token-of-nobody-at-all"}) as res:
-        assert res.status == 401
+        assert res.status == 400  # a secret in a URL: refused whatever it is
+        assert "in the URL is refused" in await res.text()
 
 
-async def test_token_by_header_or_query(web_api: Web) -> None:
+async def test_token_by_header_never_by_query(web_api: Web) -> None:
     async with web_api.client.get("/api/me", headers=web_api.headers(Role.PILOT)) as res:
         assert res.status == 200
         me = await res.json()
     assert me["actor"] == {"id": "pilot-1", "role": "pilot"}
     assert "launch" in me["methods"] and "maintenance.set" not in me["methods"]
-    async with web_api.client.get("/api/me", params={"token": TOKENS[Role.OBSERVER]}) as res:
+    async with web_api.client.get("/api/me", headers=web_api.headers(Role.OBSERVER)) as res:
         assert (await res.json()) == {"actor": {"id": "observer-1", "role": "observer"}, "methods": []}
+    async with web_api.client.get("/api/me", params={"token": TOKENS[Role.OBSERVER]}) as res:
+        assert res.status == 400  # a good token in the URL is refused too: never used
 
 
 async def test_the_page_and_its_files_are_served_without_internet(web_api: Web) -> None:
@@ -102,7 +105,7 @@ async def test_roles_are_checked_with_reasons(web_api: Web) -> None:
     assert reply["error"]["code"] == "forbidden"
     assert (
         reply["error"]["message"]
-        == "role observer may not call launch (allowed: pilot, commander, automation)"
+        == "observer-1: role observer may not call launch (allowed: pilot, commander, automation)"
     )
     status, reply = await _post(web_api, "/api/commands", envelope("p-1", "return_all"), Role.PILOT)
     assert (status, reply["error"]["code"]) == (403, "forbidden")
@@ -184,22 +187,29 @@ async def test_a_repeated_id_is_executed_once(web_api: Web) -> None:
 async def test_dedupe_is_shared_with_mqtt(web_api: Web) -> None:
     """One gateway for both transports: an id executed over MQTT is not executed again over HTTP."""
     body = envelope("s-1", "launch", launch_args(2), actor={"id": "commander-1", "role": "commander"})
-    body["reply_to"] = "dronectl/v1/replies/commander/1"
+    body["reply_to"] = "dronectl/v1/replies/commander-1/1"
     async with asyncio.TaskGroup() as tasks:
         web_api.mqtt._tasks = tasks
-        await web_api.mqtt._handle("dronectl/v1/nests/2/commands", json.dumps(body).encode(), retained=False)
+        await web_api.mqtt._handle(
+            "dronectl/v1/nests/2/commands/commander-1", json.dumps(body).encode(), retained=False
+        )
     mqtt_reply = next(p for t, p in web_api.mqtt.sent if p.get("kind") == "reply")
     status, http_reply = await _post(web_api, "/api/nests/2/commands", body)
     assert status == 200
     assert http_reply == {**mqtt_reply, "repeated": True}
     assert [c.id for c in web_api.controller.executed] == ["s-1"]
     # and the other way round
-    body = envelope("s-2", "hold", actor={"id": "commander-1", "role": "commander"}, reply_to="r/2")
+    reply_to = "dronectl/v1/replies/commander-1/2"
+    body = envelope("s-2", "hold", actor={"id": "commander-1", "role": "commander"}, reply_to=reply_to)
     assert (await _post(web_api, "/api/nests/1/commands", body))[0] == 202
     async with asyncio.TaskGroup() as tasks:
         web_api.mqtt._tasks = tasks
-        await web_api.mqtt._handle("dronectl/v1/nests/1/commands", json.dumps(body).encode(), retained=False)
-    assert ("r/2", {**(await _post(web_api, "/api/nests/1/commands", body))[1]}) in web_api.mqtt.sent
+        await web_api.mqtt._handle(
+            "dronectl/v1/nests/1/commands/commander-1", json.dumps(body).encode(), retained=False
+        )
+    while web_api.mqtt._outbox:  # repeats and refusals are published from the MQTT API's outbox
+        await web_api.mqtt._outbox.popleft()()
+    assert (reply_to, {**(await _post(web_api, "/api/nests/1/commands", body))[1]}) in web_api.mqtt.sent
     assert [c.id for c in web_api.controller.executed] == ["s-1", "s-2"]
 
 

@@ -10,17 +10,19 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from dronectl.api.audit_outcomes import AuditOutcomes
-from dronectl.api.gateway import CommandGateway
-from dronectl.api.models import Actor, Role
-from dronectl.api.topics import Topics
 from dronectl.audit import AuditStore
-from dronectl.config import load_config
-from dronectl.web.auth import TokenAuthority
-from dronectl.web.server import WebServer
+from dronectl.domain.config import load_config
+from dronectl.operations.audit_outcomes import AuditOutcomes
+from dronectl.operations.gateway import CommandGateway
+from dronectl.operations.models import Actor, Role
+from dronectl.operations.topics import Topics
+from dronectl.operations.users import Directory
+from dronectl.transports.web.auth import TokenAuthority
+from dronectl.transports.web.server import WebServer
+from dronectl.transports.web.sessions import Sessions
 from tests.api.fake_controller import FakeController
-from tests.web.browser import MESSAGE, NEST_COUNT, TO_SCREEN, chromium, wait_js
-from tests.web.conftest import TOKENS, Web
+from tests.web.browser import MESSAGE, NEST_COUNT, TO_SCREEN, chromium, signed_in, wait_js
+from tests.web.conftest import Web
 
 
 async def _post(web: Web, body: Any, role: Role = Role.COMMANDER) -> tuple[int, Any]:
@@ -99,13 +101,13 @@ async def test_the_page_reports_an_incident_at_the_picked_point(tmp_path: Path) 
     base = load_config()
     config = base.model_copy(update={"nests": base.nests[:3]})
     controller = FakeController((1, 2, 3), step_s=0.05)
-    auth = TokenAuthority({TOKENS[Role.COMMANDER]: Actor(id="li.wei", role=Role.COMMANDER)})
+    sessions = Sessions(Directory(tmp_path / "users"))  # signed in below, as after a login
     async with await AuditStore.open(tmp_path / "audit.sqlite3") as audit:
         gateway = CommandGateway(controller, Topics(), outcomes=AuditOutcomes(audit))
-        server = WebServer(config, controller, gateway, auth)
+        server = WebServer(config, controller, gateway, TokenAuthority(), sessions=sessions)
         async with TestClient(TestServer(server.app)) as client, chromium(tmp_path / "profile") as browser:
-            page = await browser.new_page()
-            await page.goto(str(client.make_url(f"/?token={TOKENS[Role.COMMANDER]}")))
+            commander = Actor(id="li.wei", role=Role.COMMANDER)
+            page = await signed_in(browser, str(client.make_url("/")), sessions, commander)
             await wait_js(page, NEST_COUNT, 30, "the nests on the map")
             await page.click("#btn-incident")  # no point picked yet: refused in the page
             await wait_js(page, MESSAGE, 10, "the refusal", ["refused", "pick the scene"])

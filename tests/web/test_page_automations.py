@@ -15,10 +15,15 @@ import cv2
 import numpy as np
 from aiohttp.test_utils import TestClient, TestServer
 
-from dronectl.api.audit_outcomes import AuditOutcomes
-from dronectl.api.controller import Command
-from dronectl.api.gateway import CommandGateway
-from dronectl.api.models import (
+from dronectl.audit import AuditStore
+from dronectl.automations.lookout import SnapshotStore
+from dronectl.automations.patrols.store import mission_data
+from dronectl.domain.config import CityConfig, load_config
+from dronectl.domain.patrols import outlook
+from dronectl.domain.patrols.missions import Mission, MissionKind, MissionState
+from dronectl.operations.audit_outcomes import AuditOutcomes
+from dronectl.operations.gateway import CommandGateway
+from dronectl.operations.models import (
     Actor,
     Event,
     EventKind,
@@ -28,17 +33,17 @@ from dronectl.api.models import (
     PatrolStopArgs,
     Role,
 )
-from dronectl.api.topics import Topics
-from dronectl.audit import AuditStore
-from dronectl.config import CityConfig, load_config
-from dronectl.lookout import SnapshotStore, add_snapshot_routes
-from dronectl.patrols.missions import Mission, MissionKind, MissionState
-from dronectl.patrols.store import mission_data
-from dronectl.web.auth import TokenAuthority
-from dronectl.web.server import WebServer, map_config
+from dronectl.operations.port import Command
+from dronectl.operations.topics import Topics
+from dronectl.operations.users import Directory
+from dronectl.transports.web.auth import TokenAuthority
+from dronectl.transports.web.server import WebServer, map_config
+from dronectl.transports.web.sessions import Sessions
+from dronectl.transports.web.snapshots import add_snapshot_routes
 from tests.api.fake_controller import FakeController
-from tests.web.browser import MESSAGE, NEST_COUNT, chromium, wait_js, wait_until
-from tests.web.conftest import TOKENS, Web
+from tests.pinned import QUIET_UNIX_S
+from tests.web.browser import MESSAGE, NEST_COUNT, chromium, signed_in, wait_js, wait_until
+from tests.web.conftest import Web
 
 CONFIG = load_config()
 ICE = CONFIG.patrols.black_ice.stretches[0]
@@ -70,21 +75,29 @@ async def open_page(tmp_path: Path, role: Role, store: SnapshotStore | None = No
     """The page of ``role`` live (its WebSocket registered), with the snapshot routes mounted."""
     config = CONFIG.model_copy(update={"nests": CONFIG.nests[:3]})
     controller = FakeController((1, 2, 3), step_s=0.05)
-    auth = TokenAuthority({TOKENS[role]: Actor(id=f"{role.value}-1", role=role)})
+    auth = TokenAuthority()
+    sessions = Sessions(Directory(tmp_path / "users"))  # signed in below, as after a login
     snapshots = store or SnapshotStore(tmp_path / "snapshots")
     async with await AuditStore.open(tmp_path / "audit.sqlite3") as audit:
         gateway = CommandGateway(controller, Topics(), outcomes=AuditOutcomes(audit))
         mounts = [lambda app, authorize: add_snapshot_routes(app, snapshots, authorize)]
-        server = WebServer(config, controller, gateway, auth, mounts=mounts)
+        server = WebServer(
+            config, controller, gateway, auth, mounts=mounts, automations=quiet_outlook, sessions=sessions
+        )
         async with TestClient(TestServer(server.app)) as client, chromium(tmp_path / "profile") as browser:
-            page = await browser.new_page()
+            actor = Actor(id=f"{role.value}-1", role=role)
+            page = await signed_in(browser, str(client.make_url("/")), sessions, actor)
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await page.goto(str(client.make_url(f"/?token={TOKENS[role]}")))
             await wait_js(page, NEST_COUNT, 30, "the nests on the map")
             await wait_until(lambda: server.updates.page_count == 1, 10, "the page's live updates")
             yield Page(page, controller, server)
             assert errors == [], "the page's script failed"
+
+
+def quiet_outlook() -> dict[str, Any]:
+    """The automations' outlook at the pinned quiet instant (as dronectl up composes it)."""
+    return outlook.report(CONFIG.patrols, CONFIG.timezone, QUIET_UNIX_S)
 
 
 def _points(config: CityConfig) -> dict[str, list[list[float]]]:
@@ -107,8 +120,30 @@ async def test_the_automations_script_is_served_before_the_page_script(web_api: 
         assert "http://" not in (await res.text()).replace("http://www.w3.org/2000/svg", "")
 
 
+async def test_the_automations_outlook_is_served(web_api: Web) -> None:
+    web_api.server.automations = quiet_outlook
+    async with web_api.client.get("/api/automations", headers=web_api.headers(Role.OBSERVER)) as res:
+        assert res.status == 200
+        body = await res.json()
+    assert body["at"] == "2026-12-06T14:00:00+08:00"
+    assert [(a["kind"], a["enabled"], a["next"]) for a in body["automations"]] == [
+        ("congestion", True, "2026-12-07T07:00:00+08:00"),
+        ("black_ice", True, "2026-12-07T05:00:00+08:00"),
+    ]
+    async with web_api.client.get("/api/automations") as res:
+        assert res.status == 401  # a token, as for every /api route
+
+
 async def test_stretches_are_drawn_and_coloured_by_their_latest_congestion(tmp_path: Path) -> None:
     async with open_page(tmp_path, Role.OBSERVER) as p:
+        # what the automations will do on their own, as dronectl up says it
+        outlook_js = (
+            "() => [...document.querySelectorAll('#automations-outlook li')].map((li) => li.textContent)"
+        )
+        await wait_js(p.page, f"() => ({outlook_js})().length === 2", 10, "the automations' outlook")
+        shown = await p.page.evaluate(outlook_js)
+        assert shown == [a["text"] for a in quiet_outlook()["automations"]]
+        assert "next Mon 2026-12-07 07:00-09:00" in shown[0] and "weather station" in shown[1]
         drawn = await p.page.evaluate("() => document.querySelectorAll('#layer-stretches .stretch').length")
         assert drawn == len(CONFIG.patrols.stretches)
         # at the configured points, in the page's own projection

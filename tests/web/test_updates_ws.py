@@ -9,8 +9,8 @@ from typing import Any
 
 from aiohttp import ClientWebSocketResponse
 
-from dronectl.api.models import Actor, Role
-from dronectl.web.updates import QUEUE_MESSAGES, _Page
+from dronectl.operations.models import Actor, Role
+from dronectl.transports.web.updates import QUEUE_MESSAGES, _Page
 from tests.web.conftest import TOKENS, Web, envelope, launch_args
 
 
@@ -28,7 +28,7 @@ async def _until(
 
 
 async def test_a_page_gets_hello_every_state_and_telemetry(web_api: Web) -> None:
-    async with web_api.client.ws_connect("/api/updates", params={"token": TOKENS[Role.OBSERVER]}) as ws:
+    async with web_api.client.ws_connect("/api/updates", headers=web_api.headers(Role.OBSERVER)) as ws:
         hello = json.loads(await ws.receive_str())
         assert hello == {
             "type": "hello",
@@ -45,11 +45,15 @@ async def test_a_page_gets_hello_every_state_and_telemetry(web_api: Web) -> None
 async def test_progress_goes_to_the_senders_pages_and_events_to_all(web_api: Web) -> None:
     client = web_api.client
     async with (
-        client.ws_connect("/api/updates", params={"token": TOKENS[Role.COMMANDER]}) as commander,
-        client.ws_connect("/api/updates", params={"token": TOKENS[Role.OBSERVER]}) as observer,
+        client.ws_connect("/api/updates", headers=web_api.headers(Role.COMMANDER)) as commander,
+        # a WebSocket client that cannot set headers offers its token as a subprotocol
+        client.ws_connect(
+            "/api/updates", protocols=("dronectl", f"bearer.{TOKENS[Role.OBSERVER]}")
+        ) as observer,
     ):
         await _until(commander, lambda m: m["type"] == "hello")
         await _until(observer, lambda m: m["type"] == "hello")
+        assert observer.protocol == "dronectl"  # answered, never echoing the token
         async with client.post(
             "/api/nests/2/commands",
             json=envelope("w-1", "launch", launch_args(2)),
