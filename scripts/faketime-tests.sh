@@ -13,6 +13,17 @@
 #                                   (sem_clockwait, not intercepted) get deadlines decades ahead
 #   .ci/faketime_sleep.py           then time.sleep() would fail with EINVAL (libfaketime#426): a
 #                                   .pth loads it into every Python process while FAKETIME is set
+#   FAKETIME_FORCE_MONOTONIC_FIX=0  libfaketime's "monotonic fix" (on by default for glibc >= 2.30)
+#                                   rewrites the deadline of every timed pthread_cond wait on a
+#                                   monotonic condvar into the past. Python's GIL is such a condvar,
+#                                   so every thread waiting for the GIL spins in futex calls: a
+#                                   process with MAVSDK's threads burnt a second core (3 busy Python
+#                                   threads: 1.9 cores, 1.3 of them in the kernel, against 1.0), its
+#                                   event loop ran late and the simulated links read as lost. That,
+#                                   not the hour, is what failed CI's faketime runs (session 6).
+#                                   With the fix off and the monotonic clock real, the deadline is
+#                                   passed through unchanged. The check below fails the run if the
+#                                   GIL spins again (another libfaketime, another glibc).
 # Prints the instant as Changchun sees it, then pytest's output; exits with pytest's code.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +40,31 @@ site_packages=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths
 faketime_pth="$site_packages/zz_dronectl_ci_faketime.pth"
 echo "import os, sys; os.environ.get('FAKETIME') and os.environ.get('FAKETIME_DONT_FAKE_MONOTONIC') == '1' and (sys.path.append('$PWD/.ci'), __import__('faketime_sleep'))" >"$faketime_pth"
 trap 'rm -f "$faketime_pth"' EXIT
-export FAKETIME_DONT_RESET=1 FAKETIME_DONT_FAKE_MONOTONIC=1
+export FAKETIME_DONT_RESET=1 FAKETIME_DONT_FAKE_MONOTONIC=1 FAKETIME_FORCE_MONOTONIC_FIX=0
+
+# Three Python threads that never release the GIL for 1 s: the process's kernel time stays near zero
+# unless the threads waiting for the GIL spin (a busy machine only lowers it).
+spin_check='import os, threading, time
+stop = False
+def spin():
+    while not stop:
+        pass
+threads = [threading.Thread(target=spin) for _ in range(3)]
+for t in threads:
+    t.start()
+t0, c0 = time.monotonic(), os.times()
+while time.monotonic() - t0 < 1.0:
+    pass
+stop = True
+for t in threads:
+    t.join()
+print(round((os.times().system - c0.system) / (time.monotonic() - t0), 2))'
+kernel_share=$(TZ=UTC faketime -f "@$instant" .venv/bin/python -c "$spin_check")
+if .venv/bin/python -c "import sys; sys.exit(0 if float(sys.argv[1]) < 0.3 else 1)" "$kernel_share"; then :; else
+  echo "under libfaketime, threads waiting for Python's GIL spin (kernel time $kernel_share of the wall clock):" \
+    "the service would be starved; see FAKETIME_FORCE_MONOTONIC_FIX above" >&2
+  exit 1
+fi
 
 seen=$(TZ=UTC faketime -f "@$instant" .venv/bin/python -c "from datetime import datetime; from zoneinfo import ZoneInfo
 print(datetime.now(ZoneInfo('Asia/Shanghai')).strftime('%a %F %H:%M'))")
