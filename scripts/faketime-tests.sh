@@ -11,8 +11,12 @@
 #                                   instant again: else wire timestamps disagree, commands "expire"
 #   FAKETIME_DONT_FAKE_MONOTONIC=1  the monotonic clock stays real: faked, threading's timed waits
 #                                   (sem_clockwait, not intercepted) get deadlines decades ahead
-#   .ci/faketime_sleep.py           then time.sleep() would fail with EINVAL (libfaketime#426): a
-#                                   .pth loads it into every Python process while FAKETIME is set
+#   scripts/faketime_fix.c          preloaded before libfaketime: it hands absolute deadlines on the
+#                                   monotonic clock to the kernel unchanged (clock_nanosleep,
+#                                   timerfd_settime), which libfaketime misreads as wall-clock ones
+#                                   (libfaketime#426): time.sleep() failed with EINVAL, and MAVSDK's
+#                                   asio timers fired a day late, so its heartbeats and timeouts
+#                                   stopped. Compiled here with the system's cc.
 #   FAKETIME_FORCE_MONOTONIC_FIX=0  libfaketime's "monotonic fix" (on by default for glibc >= 2.30)
 #                                   rewrites the deadline of every timed pthread_cond wait on a
 #                                   monotonic condvar into the past. Python's GIL is such a condvar,
@@ -36,15 +40,18 @@ shift
 command -v faketime >/dev/null || { echo "faketime is not installed (scripts/system-deps.sh)" >&2; exit 2; }
 [ -x .venv/bin/pytest ] || { echo "no .venv: run the README's test command first" >&2; exit 2; }
 
-site_packages=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-faketime_pth="$site_packages/zz_dronectl_ci_faketime.pth"
-echo "import os, sys; os.environ.get('FAKETIME') and os.environ.get('FAKETIME_DONT_FAKE_MONOTONIC') == '1' and (sys.path.append('$PWD/.ci'), __import__('faketime_sleep'))" >"$faketime_pth"
-trap 'rm -f "$faketime_pth"' EXIT
+command -v cc >/dev/null || { echo "no C compiler for scripts/faketime_fix.c (scripts/system-deps.sh)" >&2; exit 2; }
+fix_dir=$(mktemp -d /tmp/dronectl-faketime-fix.XXXXXX)
+trap 'rm -rf "$fix_dir"' EXIT
+cc -O2 -shared -fPIC -Wall -Wextra -Werror -o "$fix_dir/faketime_fix.so" scripts/faketime_fix.c -ldl
+# faketime puts its library after what LD_PRELOAD already holds, so these wrappers come first.
+export LD_PRELOAD="$fix_dir/faketime_fix.so${LD_PRELOAD:+:$LD_PRELOAD}"
 export FAKETIME_DONT_RESET=1 FAKETIME_DONT_FAKE_MONOTONIC=1 FAKETIME_FORCE_MONOTONIC_FIX=0
 
 # Three Python threads that never release the GIL for 1 s: the process's kernel time stays near zero
 # unless the threads waiting for the GIL spin (a busy machine only lowers it).
 spin_check='import os, threading, time
+time.sleep(0.01)  # EINVAL without scripts/faketime_fix.c
 stop = False
 def spin():
     while not stop:

@@ -3,7 +3,8 @@
 # clients (a real MQTT broker and mosquitto_pub/sub), espeak-ng (text to speech, Mandarin too),
 # tmux (the console tested in a real terminal), chromium (the command-center page tested in a
 # real browser, driven by Playwright over CDP: Debian's build, never a downloaded one), faketime
-# (.ci/run runs the time-of-day-sensitive tests again with the machine's clock set elsewhere),
+# (.ci/run runs the time-of-day-sensitive tests again with the machine's clock set elsewhere; gcc
+# compiles the small wrapper scripts/faketime_fix.c preloaded with it),
 # postgresql (the shared audit store and nest leases: the audit tests run on SQLite and PostgreSQL;
 # .ci/run starts a server where none answers on 127.0.0.1:5432).
 # Installs only what is missing; needs root.
@@ -15,6 +16,7 @@ command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v faketime >/dev/null 2>&1 || need+=(faketime)
+command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)  # scripts/faketime_fix.c, preloaded with faketime
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then
