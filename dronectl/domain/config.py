@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -348,6 +349,10 @@ class PatrolsConfig(_Model):
         )
 
 
+# tile hosts of Chinese commercial maps, whose tiles are GCJ-02 (Amap, Tencent) or BD-09 (Baidu)
+OFFSET_TILE_HOSTS = ("autonavi.com", "amap.com", "map.qq.com", "gtimg.com", "map.baidu.com", "bdimg.com")
+
+
 class BasemapConfig(_Model):
     """The page's base map (``basemap:``): ``none`` (no tiles: the city's outline, as before),
     ``pmtiles`` (one offline PMTiles file of the city, raster or vector, served by the service
@@ -378,6 +383,16 @@ class BasemapConfig(_Model):
                     "GCJ-02 tiles are refused: they are offset 100-700 m from the WGS84 positions the "
                     "drones report, and dronectl does not shift them; use WGS84 or CGCS2000 tiles "
                     "(Tianditu's Web Mercator layers, e.g. vec_w / img_w) instead",
+                )
+            )
+        host = urlsplit(self.url or "").hostname or ""
+        offset = next((h for h in OFFSET_TILE_HOSTS if host == h or host.endswith("." + h)), None)
+        if offset is not None:
+            problems.append(
+                (
+                    ("url",),
+                    f"{offset} serves GCJ-02 (or BD-09) tiles, offset 100-700 m from WGS84: refused, "
+                    "as crs gcj02 is; use WGS84 or CGCS2000 tiles (Tianditu's Web Mercator layers)",
                 )
             )
         if self.kind == "pmtiles":

@@ -54,10 +54,19 @@ def test_a_bad_basemap_section_is_refused_with_its_line(section: str, expected: 
 
 
 def test_gcj02_tiles_are_refused_and_the_reason_given() -> None:
-    problems = _problems("  kind: xyz\n  url: https://webrd01.is.autonavi.com/{z}/{x}/{y}\n  crs: gcj02\n")
+    problems = _problems("  kind: xyz\n  url: https://tiles.example.cn/{z}/{x}/{y}\n  crs: gcj02\n")
     assert len(problems) == 1
     assert "basemap.crs: GCJ-02 tiles are refused: they are offset 100-700 m" in problems[0]
     assert "Tianditu" in problems[0]
+
+
+def test_a_known_gcj02_tile_host_is_refused_whatever_crs_says() -> None:
+    problems = _problems("  kind: xyz\n  url: https://webrd01.is.autonavi.com/x={x}&y={y}&z={z}\n")
+    url_line = SHIPPED.read_text(encoding="utf-8").count("\n") + 3  # after "basemap:" and "kind:"
+    assert problems == [
+        f"city.yaml:{url_line}: basemap.url: autonavi.com serves GCJ-02 (or BD-09) tiles, "
+        "offset 100-700 m from WGS84: refused, as crs gcj02 is; use WGS84 or CGCS2000 tiles (Tianditu's Web Mercator layers)"
+    ]
 
 
 def test_tianditu_cgcs2000_in_web_mercator_is_taken_as_it_is() -> None:
