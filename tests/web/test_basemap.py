@@ -62,10 +62,11 @@ def test_gcj02_tiles_are_refused_and_the_reason_given() -> None:
 
 def test_a_known_gcj02_tile_host_is_refused_whatever_crs_says() -> None:
     problems = _problems("  kind: xyz\n  url: https://webrd01.is.autonavi.com/x={x}&y={y}&z={z}\n")
-    url_line = SHIPPED.read_text(encoding="utf-8").count("\n") + 3  # after "basemap:" and "kind:"
+    url_line = SHIPPED.read_text(encoding="utf-8").count("\n") + 4  # the blank line, basemap:, kind:
     assert problems == [
         f"city.yaml:{url_line}: basemap.url: autonavi.com serves GCJ-02 (or BD-09) tiles, "
-        "offset 100-700 m from WGS84: refused, as crs gcj02 is; use WGS84 or CGCS2000 tiles (Tianditu's Web Mercator layers)"
+        "offset 100-700 m from WGS84: refused, as crs gcj02 is; "
+        "use WGS84 or CGCS2000 tiles (Tianditu's Web Mercator layers)"
     ]
 
 
