@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -87,6 +89,16 @@ DRONE = """(nest) => {
 }"""
 
 
+async def _pane_pixels(page: Any, n: int) -> list[list[int]]:
+    """Pixels of a screenshot of the map pane, on a grid of n x n, as [r, g, b]."""
+    png = await page.locator("#map-pane").screenshot()
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert img is not None, "the screenshot is not a PNG"
+    h, w = img.shape[:2]
+    grid = [(w * i // (n + 1), h * j // (n + 1)) for i in range(1, n + 1) for j in range(1, n + 1)]
+    return [[int(v) for v in img[y, x][::-1]] for x, y in grid]
+
+
 def _near(rgb: list[int], want: tuple[int, int, int], tol: int = 3) -> bool:
     return all(abs(a - b) <= tol for a, b in zip(rgb, want, strict=True))
 
@@ -153,6 +165,9 @@ async def test_the_map_draws_the_tiles_and_a_launched_drone_moves_on_it(
         streets = [p for p in pixels if _near(p, STREET_RGB, 12)]
         assert len(ground) >= len(pixels) // 2, pixels  # mostly the tiles' ground, not the page's
         assert len(ground) + len(streets) > len(pixels) * 0.8, pixels
+        # and seen: on the page's picture, the map pane shows the tiles through the SVG layers
+        seen = await _pane_pixels(page, 8)
+        assert len([p for p in seen if _near(p, GROUND_RGB, 12)]) >= len(seen) // 2, seen
 
         # the SVG layers over the same places of the tiles: the nest where MapLibre puts it
         home = system.nest(NEST).home
@@ -217,6 +232,8 @@ async def test_the_map_draws_the_tiles_and_a_launched_drone_moves_on_it(
 async def _screenshot(page: Any, system: System, path: Path) -> None:
     """The page with the drone on station and its track, zoomed in on the base map."""
     await system.wait_phase(NEST, NestPhase.ON_STATION, timeout_s=120)
+    await page.set_viewport_size({"width": 1280, "height": 800})  # a modest picture for the README
+    await page.click("#map-fit")
     home = system.nest(NEST).home
     middle = destination(home, 45.0, 600.0)
     x, y = await page.evaluate(TO_SCREEN, [middle.lat_deg, middle.lon_deg])
