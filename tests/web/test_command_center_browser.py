@@ -7,8 +7,9 @@ decoded at 1280x720, H.264 negotiated. A second page signed in as an observer wa
 ingest, is refused when it presses Return, and shows why. The commander then talks through the
 drone's loudspeaker from the tile (Chromium's fake microphone).
 
-Set ``DRONECTL_SCREENSHOT=docs/img/command-center.png`` to save a screenshot of the page with the
-drone on station and its video playing.
+Set ``DRONECTL_SCREENSHOT=/tmp/page.png`` to save a screenshot of the page with the drone on
+station and its video playing (the README's picture, on a base map, comes from
+tests/web/test_basemap_browser.py).
 """
 
 from __future__ import annotations
