@@ -21,9 +21,10 @@ import cv2
 import numpy as np
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import TestClient, TestServer
 
 from dronectl.app.compose import compose_operations
+from dronectl.automations.lookout import SnapshotStore
 from dronectl.domain.config import BasemapConfig
 from dronectl.domain.geo import destination
 from dronectl.domain.nest_state import NestPhase
@@ -33,11 +34,15 @@ from dronectl.operations.models import Actor, Role
 from dronectl.operations.topics import Topics
 from dronectl.operations.users import Directory
 from dronectl.transports.web.auth import TokenAuthority
+from dronectl.transports.web.replay import add_replay_routes
 from dronectl.transports.web.server import WebServer
 from dronectl.transports.web.sessions import Sessions
+from tests.evidence.test_evidence_package import T0, record_incident
 from tests.system.conftest import System, nest_ids, sim_speed, system, system_config
 from tests.web.browser import CHROMIUM, MESSAGE, NEST_COUNT, TO_SCREEN, chromium, signed_in, wait_js
+from tests.web.conftest import Web
 from tests.web.pmtiles_city import GROUND_RGB, STREET_RGB, write_city_pmtiles
+from tests.web.test_replay_browser import CHOSEN, at
 
 __all__ = ["nest_ids", "sim_speed", "system", "system_config"]  # the system fixtures (one nest: 3)
 
@@ -79,13 +84,21 @@ MAP_TO_SCREEN = """([lat, lon]) => {
   return [r.left + p.x, r.top + p.y];
 }"""
 
-# the centre of the drone's marker on the screen, and the position it was drawn for
+# where the drone's marker is on the screen (its group's origin), and the position it was drawn for
 DRONE = """(nest) => {
   const g = document.querySelector(`#layer-drones .drone[data-nest="${nest}"]`);
   if (!g) return null;
-  const r = g.querySelector("polygon").getBoundingClientRect();
+  const p = new DOMPoint(0, 0).matrixTransform(g.getScreenCTM());
   const pose = dronePose(nest).position;
-  return { x: r.left + r.width / 2, y: r.top + r.height / 2, lat: pose.lat, lon: pose.lon };
+  return { x: p.x, y: p.y, lat: pose.lat, lon: pose.lon };
+}"""
+
+# the replayed drone's marker on the screen (replay.js draws it in #layer-drones)
+REPLAY_MARKER = """() => {
+  const g = document.querySelector('#layer-drones .drone.replay');
+  if (!g) return null;
+  const p = new DOMPoint(0, 0).matrixTransform(g.getScreenCTM());
+  return { x: p.x, y: p.y, t: window.commandCenter.replayer.t };
 }"""
 
 
@@ -244,3 +257,57 @@ async def _screenshot(page: Any, system: System, path: Path) -> None:
     await wait_js(page, MAP_IDLE, 60, "the tiles at that zoom")
     path.parent.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(path))
+
+
+async def test_a_replayed_incident_is_drawn_on_the_base_map(web_api: Web, tmp_path: Path) -> None:
+    """The replay's drone marker (tests/web/test_replay_browser.py) lies on the tiles where its
+    recorded position is."""
+    await record_incident(web_api.audit, web_api.recordings, web_api.snapshots)
+    detail = await web_api.audit.flight("f-1")
+    assert detail is not None
+    tiles = tmp_path / "city.pmtiles"
+    fence = web_api.server.config.geofence.polygon
+    lats, lons = [p[0] for p in fence], [p[1] for p in fence]
+    write_city_pmtiles(tiles, (min(lats), min(lons), max(lats), max(lons)), range(9, 14), streets=False)
+    config = web_api.server.config.model_copy(
+        update={"basemap": BasemapConfig(kind="pmtiles", path=str(tiles))}
+    )
+    assert web_api.sessions is not None
+    server = WebServer(
+        config, web_api.controller, web_api.gateway, web_api.server.auth, sessions=web_api.sessions
+    )
+    add_replay_routes(
+        server.app,
+        web_api.audit,
+        web_api.recordings,
+        SnapshotStore(web_api.snapshots),
+        web_api.server.auth.authorize,
+    )
+    async with (
+        TestClient(TestServer(server.app)) as client,
+        chromium(tmp_path / "profile", WEBGL_ARGS) as browser,
+    ):
+        page = await signed_in(browser, str(client.make_url("/")), web_api.sessions, COMMANDER)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await wait_js(page, NEST_COUNT, 30, "the nests on the map")
+        await wait_js(page, MAP_IDLE, 60, "the base map's tiles drawn")
+        listed = "() => !!document.querySelector('#replay-incident option[value=\"inc-1\"]')"
+        await wait_js(page, listed, 15, "inc-1 listed")
+        await page.select_option("#replay-incident", "inc-1")
+        await page.click("#btn-replay")
+        await wait_js(page, "() => !!window.commandCenter.replay", 15, "the replay loaded")
+        await page.evaluate(
+            """(s) => { const r = document.getElementById('replay-scrub'); r.value = String(s);
+                        r.dispatchEvent(new Event('input')); }""",
+            CHOSEN - T0,
+        )
+        marker = await wait_js(page, REPLAY_MARKER, 10, "the replayed drone")
+        assert marker["t"] == pytest.approx(CHOSEN)
+        lat, lon = at(detail["track"], CHOSEN)
+        assert (marker["x"], marker["y"]) == pytest.approx(
+            await page.evaluate(MAP_TO_SCREEN, [lat, lon]), abs=1.0
+        )
+        seen = await _pane_pixels(page, 6)
+        assert len([p for p in seen if _near(p, GROUND_RGB, 12)]) >= len(seen) // 2, seen
+        assert errors == []
