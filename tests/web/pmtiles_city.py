@@ -4,6 +4,7 @@ a map and a pixel of the ground has a colour nobody else draws. Synthetic: no re
 
 from __future__ import annotations
 
+import gzip
 import math
 from pathlib import Path
 
@@ -90,5 +91,92 @@ def write_city_pmtiles(
                 "center_lat_e7": int((south + north) / 2 * e7),
             },
             {"name": "synthetic city (test)", "attribution": "synthetic tiles (test)"},
+        )
+    return len(entries)
+
+
+# --- a vector tile set: one layer "roads", one named street -------------------------------------
+
+MVT_EXTENT = 4096
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _field(number: int, wire: int, payload: bytes | int) -> bytes:
+    key = _varint((number << 3) | wire)
+    if wire == 0:
+        assert isinstance(payload, int)
+        return key + _varint(payload)
+    assert isinstance(payload, bytes)
+    return key + _varint(len(payload)) + payload
+
+
+def _zigzag(n: int) -> int:
+    return (n << 1) ^ (n >> 31)
+
+
+def _street_tile(name: str, y_px: int) -> bytes:
+    """An MVT tile (hand-encoded protobuf, spec 2.1) with a street across it at row ``y_px``."""
+    geometry = [9, _zigzag(-64), _zigzag(y_px), 10, _zigzag(MVT_EXTENT + 128), 0]  # MoveTo, LineTo
+    feature = (
+        _field(1, 0, 1)
+        + _field(2, 2, b"".join(_varint(v) for v in (0, 0)))  # tags: name = value 0
+        + _field(3, 0, 2)  # LINESTRING
+        + _field(4, 2, b"".join(_varint(v) for v in geometry))
+    )
+    layer = (
+        _field(15, 0, 2)
+        + _field(1, 2, b"roads")
+        + _field(2, 2, feature)
+        + _field(3, 2, b"name")
+        + _field(4, 2, _field(1, 2, name.encode()))
+        + _field(5, 0, MVT_EXTENT)
+    )
+    return _field(3, 2, layer)
+
+
+def write_street_pmtiles(
+    path: Path, bounds: tuple[float, float, float, float], zooms: range, street: tuple[str, float]
+) -> int:
+    """Vector tiles (gzip, as PMTiles usually stores them) over ``bounds``: in every tile the
+    street's latitude crosses, that street (a ``name``), west to east. How many tiles."""
+    name, lat = street
+    south, west, north, east = bounds
+    entries: list[tuple[int, bytes]] = []
+    for z in zooms:
+        xa, _ = tile_xy(north, west, z)
+        xb, _ = tile_xy(south, east, z)
+        _, ys = tile_xy(lat, west, z)
+        y = int(ys)
+        y_px = round((ys - y) * MVT_EXTENT)
+        for x in range(int(xa), int(xb) + 1):
+            entries.append((zxy_to_tileid(z, x, y), gzip.compress(_street_tile(name, y_px), mtime=0)))
+    entries.sort(key=lambda e: e[0])
+    e7 = 10_000_000
+    with path.open("wb") as f:
+        writer = Writer(f)
+        for tile_id, data in entries:
+            writer.write_tile(tile_id, data)
+        writer.finalize(
+            {
+                "tile_type": TileType.MVT,
+                "tile_compression": Compression.GZIP,
+                "min_lon_e7": int(west * e7),
+                "min_lat_e7": int(south * e7),
+                "max_lon_e7": int(east * e7),
+                "max_lat_e7": int(north * e7),
+                "center_zoom": zooms[0],
+                "center_lon_e7": int((west + east) / 2 * e7),
+                "center_lat_e7": int((south + north) / 2 * e7),
+            },
+            {"name": "one street (test)", "vector_layers": [{"id": "roads", "fields": {"name": "String"}}]},
         )
     return len(entries)

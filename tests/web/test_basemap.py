@@ -14,7 +14,7 @@ from dronectl.operations.models import Role
 from dronectl.transports.web.server import WebServer
 from dronectl.transports.web.tiles import TileSet
 from tests.web.conftest import Web
-from tests.web.pmtiles_city import tile_xy, write_city_pmtiles
+from tests.web.pmtiles_city import tile_xy, write_city_pmtiles, write_street_pmtiles
 
 SHIPPED = Path("dronectl/data/changchun.yaml")
 BOUNDS = (43.85, 125.30, 43.90, 125.36)  # south, west, north, east: part of Changchun
@@ -161,3 +161,28 @@ def test_the_vendored_version_is_noted_where_the_script_pins_it() -> None:
     assert "maplibre-gl 6.20.0" in versions and "VERSION=6.20.0" in script
     sha = next(line.split(": ")[1] for line in versions.splitlines() if line.startswith("sha256"))
     assert f"SHA256={sha}" in script
+
+
+async def test_vector_tiles_are_served_as_stored_gzip(web_api: Web, tmp_path: Path) -> None:
+    path = tmp_path / "streets.pmtiles"
+    write_street_pmtiles(path, BOUNDS, range(11, 13), ("Renmin Street", 43.875))
+    config = web_api.server.config.model_copy(
+        update={"basemap": BasemapConfig(kind="pmtiles", path=str(path))}
+    )
+    server = WebServer(config, web_api.controller, web_api.gateway, web_api.server.auth)
+    x, y = (int(v) for v in tile_xy(43.875, 125.33, 12))
+    async with TestClient(TestServer(server.app)) as client:
+        headers = web_api.headers(Role.OBSERVER)
+        async with client.get(f"/tiles/12/{x}/{y}.pbf", headers=headers) as res:
+            assert res.status == 200
+            assert res.content_type == "application/vnd.mapbox-vector-tile"
+            assert res.headers["Content-Encoding"] == "gzip"
+            body = await res.read()  # inflated by the client, as by the browser
+        async with client.get("/api/config", headers=headers) as res:
+            basemap = (await res.json())["basemap"]
+    assert body[:1] == b"\x1a" and b"roads" in body and b"Renmin Street" in body  # an MVT layer
+    assert (basemap["type"], basemap["tiles"], basemap["vector_layers"]) == (
+        "vector",
+        "/tiles/{z}/{x}/{y}.pbf",
+        ["roads"],
+    )

@@ -11,6 +11,7 @@ tests/system. Set ``DRONECTL_SCREENSHOT=docs/img/command-center.png`` to save th
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from tests.evidence.test_evidence_package import T0, record_incident
 from tests.system.conftest import System, nest_ids, sim_speed, system, system_config
 from tests.web.browser import CHROMIUM, MESSAGE, NEST_COUNT, TO_SCREEN, chromium, signed_in, wait_js
 from tests.web.conftest import Web
-from tests.web.pmtiles_city import GROUND_RGB, STREET_RGB, write_city_pmtiles
+from tests.web.pmtiles_city import GROUND_RGB, STREET_RGB, write_city_pmtiles, write_street_pmtiles
 from tests.web.test_replay_browser import CHOSEN, at
 
 __all__ = ["nest_ids", "sim_speed", "system", "system_config"]  # the system fixtures (one nest: 3)
@@ -259,30 +260,16 @@ async def _screenshot(page: Any, system: System, path: Path) -> None:
     await page.screenshot(path=str(path))
 
 
-async def test_a_replayed_incident_is_drawn_on_the_base_map(web_api: Web, tmp_path: Path) -> None:
-    """The replay's drone marker (tests/web/test_replay_browser.py) lies on the tiles where its
-    recorded position is."""
-    await record_incident(web_api.audit, web_api.recordings, web_api.snapshots)
-    detail = await web_api.audit.flight("f-1")
-    assert detail is not None
-    tiles = tmp_path / "city.pmtiles"
-    fence = web_api.server.config.geofence.polygon
-    lats, lons = [p[0] for p in fence], [p[1] for p in fence]
-    write_city_pmtiles(tiles, (min(lats), min(lons), max(lats), max(lons)), range(9, 14), streets=False)
-    config = web_api.server.config.model_copy(
-        update={"basemap": BasemapConfig(kind="pmtiles", path=str(tiles))}
-    )
+@contextlib.asynccontextmanager
+async def _page_on(web_api: Web, tmp_path: Path, basemap: BasemapConfig) -> AsyncIterator[Any]:
+    """The page over the fake controller (tests/web/conftest.py) with ``basemap`` and the replay
+    routes, signed in as a commander, its tiles drawn; no page error."""
     assert web_api.sessions is not None
-    server = WebServer(
-        config, web_api.controller, web_api.gateway, web_api.server.auth, sessions=web_api.sessions
-    )
-    add_replay_routes(
-        server.app,
-        web_api.audit,
-        web_api.recordings,
-        SnapshotStore(web_api.snapshots),
-        web_api.server.auth.authorize,
-    )
+    config = web_api.server.config.model_copy(update={"basemap": basemap})
+    auth = web_api.server.auth
+    server = WebServer(config, web_api.controller, web_api.gateway, auth, sessions=web_api.sessions)
+    snapshots = SnapshotStore(web_api.snapshots)
+    add_replay_routes(server.app, web_api.audit, web_api.recordings, snapshots, auth.authorize)
     async with (
         TestClient(TestServer(server.app)) as client,
         chromium(tmp_path / "profile", WEBGL_ARGS) as browser,
@@ -292,6 +279,25 @@ async def test_a_replayed_incident_is_drawn_on_the_base_map(web_api: Web, tmp_pa
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         await wait_js(page, NEST_COUNT, 30, "the nests on the map")
         await wait_js(page, MAP_IDLE, 60, "the base map's tiles drawn")
+        yield page
+        assert errors == []
+
+
+def _fence_bounds(web_api: Web) -> tuple[float, float, float, float]:
+    fence = web_api.server.config.geofence.polygon
+    lats, lons = [p[0] for p in fence], [p[1] for p in fence]
+    return min(lats), min(lons), max(lats), max(lons)
+
+
+async def test_a_replayed_incident_is_drawn_on_the_base_map(web_api: Web, tmp_path: Path) -> None:
+    """The replay's drone marker (tests/web/test_replay_browser.py) lies on the tiles where its
+    recorded position is."""
+    await record_incident(web_api.audit, web_api.recordings, web_api.snapshots)
+    detail = await web_api.audit.flight("f-1")
+    assert detail is not None
+    tiles = tmp_path / "city.pmtiles"
+    write_city_pmtiles(tiles, _fence_bounds(web_api), range(9, 14), streets=False)
+    async with _page_on(web_api, tmp_path, BasemapConfig(kind="pmtiles", path=str(tiles))) as page:
         listed = "() => !!document.querySelector('#replay-incident option[value=\"inc-1\"]')"
         await wait_js(page, listed, 15, "inc-1 listed")
         await page.select_option("#replay-incident", "inc-1")
@@ -305,9 +311,28 @@ async def test_a_replayed_incident_is_drawn_on_the_base_map(web_api: Web, tmp_pa
         marker = await wait_js(page, REPLAY_MARKER, 10, "the replayed drone")
         assert marker["t"] == pytest.approx(CHOSEN)
         lat, lon = at(detail["track"], CHOSEN)
-        assert (marker["x"], marker["y"]) == pytest.approx(
-            await page.evaluate(MAP_TO_SCREEN, [lat, lon]), abs=1.0
-        )
+        on_tiles = await page.evaluate(MAP_TO_SCREEN, [lat, lon])
+        assert (marker["x"], marker["y"]) == pytest.approx(on_tiles, abs=1.0)
         seen = await _pane_pixels(page, 6)
         assert len([p for p in seen if _near(p, GROUND_RGB, 12)]) >= len(seen) // 2, seen
-        assert errors == []
+
+
+async def test_vector_tiles_are_drawn_and_their_street_names_found(web_api: Web, tmp_path: Path) -> None:
+    """A vector PMTiles file (gzip MVT): served as stored, drawn (its street is a rendered feature),
+    and the search box finds the street by the name the tiles carry."""
+    tiles = tmp_path / "streets.pmtiles"
+    street_lat = 43.8805
+    write_street_pmtiles(tiles, _fence_bounds(web_api), range(9, 15), ("Renmin Street", street_lat))
+    async with _page_on(web_api, tmp_path, BasemapConfig(kind="pmtiles", path=str(tiles))) as page:
+        rendered = "() => window.basemap.map.queryRenderedFeatures({ layers: ['roads-line'] })"
+        drawn = await page.evaluate(f"() => ({rendered})().map((f) => f.properties.name)")
+        assert drawn and set(drawn) == {"Renmin Street"}
+        await page.fill("#map-search", "renmin")
+        await page.press("#map-search", "Enter")
+        centre = await page.evaluate("""() => { const v = window.commandCenter.view;
+          return unproject(v.x + v.w / 2, v.y + v.h / 2); }""")
+        assert centre["lat"] == pytest.approx(street_lat, abs=1e-4)
+        await page.fill("#map-search", "no such street")
+        await page.press("#map-search", "Enter")
+        said = await wait_js(page, MESSAGE, 5, "nothing found", ["refused", "search: nothing called"])
+        assert "names in the base map's tiles" in said
