@@ -4,6 +4,8 @@ and the Content-Security-Policy letting in the force's own tile server and nothi
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -185,4 +187,23 @@ async def test_vector_tiles_are_served_as_stored_gzip(web_api: Web, tmp_path: Pa
         "vector",
         "/tiles/{z}/{x}/{y}.pbf",
         ["roads"],
+    )
+
+
+def test_dronectl_up_refuses_a_base_map_it_cannot_read_before_starting_anything(tmp_path: Path) -> None:
+    config = tmp_path / "city.yaml"
+    config.write_text(
+        _with_basemap(f"  kind: pmtiles\n  path: {tmp_path / 'missing.pmtiles'}\n"), encoding="utf-8"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "dronectl", "up", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip()
+        == f"basemap.path: {tmp_path / 'missing.pmtiles'}: cannot read: No such file or directory"
     )
