@@ -155,6 +155,10 @@ async def test_the_vendored_map_library_is_served_with_its_licence(web_api: Web)
             assert res.status == 200, path
             # a module script needs a JavaScript MIME type (text/ or application/javascript)
             assert res.content_type.split("/")[1] == kind.split("/")[1], path
+            assert res.headers["Cache-Control"] == "no-cache", path  # revalidated, not fetched again
+            modified = res.headers["Last-Modified"]
+        async with web_api.client.get(path, headers={"If-Modified-Since": modified}) as res:
+            assert res.status == 304, path
 
 
 def test_the_vendored_version_is_noted_where_the_script_pins_it() -> None:

@@ -149,7 +149,10 @@ async def _headers(
     response.headers.setdefault("Content-Security-Policy", request.app[_CSP_KEY])
     response.headers.setdefault("Referrer-Policy", "no-referrer")  # our paths are nobody else's business
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    if request.path == "/" or request.path.startswith(("/static/", "/api/")):
+    if request.path.startswith("/static/vendor/"):
+        # the map library (1.7 MB): revalidated on each load (304 while unchanged), never fetched again
+        response.headers.setdefault("Cache-Control", "no-cache")
+    elif request.path == "/" or request.path.startswith(("/static/", "/api/")):
         response.headers.setdefault("Cache-Control", "no-store")
     return response
 
