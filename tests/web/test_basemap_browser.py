@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -261,9 +261,11 @@ async def _screenshot(page: Any, system: System, path: Path) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _page_on(web_api: Web, tmp_path: Path, basemap: BasemapConfig) -> AsyncIterator[Any]:
+async def _page_on(
+    web_api: Web, tmp_path: Path, basemap: BasemapConfig, browser_args: Sequence[str] = WEBGL_ARGS
+) -> AsyncIterator[Any]:
     """The page over the fake controller (tests/web/conftest.py) with ``basemap`` and the replay
-    routes, signed in as a commander, its tiles drawn; no page error."""
+    routes, signed in as a commander, its nests drawn; no page error."""
     assert web_api.sessions is not None
     config = web_api.server.config.model_copy(update={"basemap": basemap})
     auth = web_api.server.auth
@@ -272,13 +274,12 @@ async def _page_on(web_api: Web, tmp_path: Path, basemap: BasemapConfig) -> Asyn
     add_replay_routes(server.app, web_api.audit, web_api.recordings, snapshots, auth.authorize)
     async with (
         TestClient(TestServer(server.app)) as client,
-        chromium(tmp_path / "profile", WEBGL_ARGS) as browser,
+        chromium(tmp_path / "profile", browser_args) as browser,
     ):
         page = await signed_in(browser, str(client.make_url("/")), web_api.sessions, COMMANDER)
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         await wait_js(page, NEST_COUNT, 30, "the nests on the map")
-        await wait_js(page, MAP_IDLE, 60, "the base map's tiles drawn")
         yield page
         assert errors == []
 
@@ -298,6 +299,7 @@ async def test_a_replayed_incident_is_drawn_on_the_base_map(web_api: Web, tmp_pa
     tiles = tmp_path / "city.pmtiles"
     write_city_pmtiles(tiles, _fence_bounds(web_api), range(9, 14), streets=False)
     async with _page_on(web_api, tmp_path, BasemapConfig(kind="pmtiles", path=str(tiles))) as page:
+        await wait_js(page, MAP_IDLE, 60, "the base map's tiles drawn")
         listed = "() => !!document.querySelector('#replay-incident option[value=\"inc-1\"]')"
         await wait_js(page, listed, 15, "inc-1 listed")
         await page.select_option("#replay-incident", "inc-1")
@@ -324,6 +326,7 @@ async def test_vector_tiles_are_drawn_and_their_street_names_found(web_api: Web,
     street_lat = 43.8805
     write_street_pmtiles(tiles, _fence_bounds(web_api), range(9, 15), ("Renmin Street", street_lat))
     async with _page_on(web_api, tmp_path, BasemapConfig(kind="pmtiles", path=str(tiles))) as page:
+        await wait_js(page, MAP_IDLE, 60, "the base map's tiles drawn")
         rendered = "() => window.basemap.map.queryRenderedFeatures({ layers: ['roads-line'] })"
         drawn = await page.evaluate(f"() => ({rendered})().map((f) => f.properties.name)")
         assert drawn and set(drawn) == {"Renmin Street"}
@@ -336,3 +339,15 @@ async def test_vector_tiles_are_drawn_and_their_street_names_found(web_api: Web,
         await page.press("#map-search", "Enter")
         said = await wait_js(page, MESSAGE, 5, "nothing found", ["refused", "search: nothing called"])
         assert "names in the base map's tiles" in said
+
+
+async def test_without_webgl_the_page_says_so_and_keeps_the_fleet_map(web_api: Web, tmp_path: Path) -> None:
+    tiles = tmp_path / "city.pmtiles"
+    write_city_pmtiles(tiles, (43.85, 125.30, 43.90, 125.36), range(10, 11), streets=False)
+    basemap = BasemapConfig(kind="pmtiles", path=str(tiles))
+    async with _page_on(web_api, tmp_path, basemap, ["--disable-3d-apis"]) as page:
+        said = await wait_js(page, MESSAGE, 30, "the reason", ["refused", "base map:"])
+        assert "no WebGL" in said, said
+        assert await page.evaluate("() => document.getElementById('basemap').hidden")
+        drawn = "() => document.querySelectorAll('#layer-zones .geofence, #layer-stretches .stretch').length"
+        assert await page.evaluate(drawn) > 1  # the fleet's map as without a base map
