@@ -49,6 +49,7 @@ from dronectl.transports.mqtt.broker import BrokerTls
 from dronectl.transports.mqtt.settings import MqttSettings, parse_broker_url, redact_url
 from dronectl.transports.web.auth import TokenAuthority
 from dronectl.transports.web.cors import origins_of
+from dronectl.transports.web.tiles import open_tiles
 
 if TYPE_CHECKING:
     from dronectl.transports.web.health import Health
@@ -277,9 +278,12 @@ async def simulator(args: argparse.Namespace, config: CityConfig) -> AsyncIterat
 async def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
+        base_map = open_tiles(config.basemap)  # the base map's PMTiles file: unusable, said now
     except ConfigError as exc:
         sys.stderr.write(f"{exc}\n")
         return 2
+    if base_map is not None:
+        base_map.close()  # the page's server opens it again for itself
     audit_path: Path | str = args.audit  # a postgresql:// URL, or a SQLite file
     if not is_postgres_url(args.audit):
         audit_path = Path(args.audit)

@@ -1,5 +1,6 @@
 """The city configuration file: nests, MAVLink endpoints, safety limits, airspace, weather limits,
-incident dispatch settings and road patrols (stretches, black-ice and congestion watches).
+incident dispatch settings, road patrols (stretches, black-ice and congestion watches) and the
+page's base map.
 
 One YAML file serves the service and the simulator. It is validated with pydantic; an error
 names the file, the line and the field, e.g.::
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -347,6 +349,79 @@ class PatrolsConfig(_Model):
         )
 
 
+# tile hosts of Chinese commercial maps, whose tiles are GCJ-02 (Amap, Tencent) or BD-09 (Baidu)
+OFFSET_TILE_HOSTS = ("autonavi.com", "amap.com", "map.qq.com", "gtimg.com", "map.baidu.com", "bdimg.com")
+
+
+class BasemapConfig(_Model):
+    """The page's base map (``basemap:``): ``none`` (no tiles: the city's outline, as before),
+    ``pmtiles`` (one offline PMTiles file of the city, raster or vector, served by the service
+    tile by tile) or ``xyz`` (the force's own tile server: a URL template with ``{z}``, ``{x}``,
+    ``{y}``, e.g. a WMTS GoogleMapsCompatible layer in REST form). Tiles are Web Mercator.
+
+    ``crs`` says which datum the tiles are drawn on. dronectl's positions are WGS84 and are drawn
+    as they are: ``wgs84`` fits WGS84 tiles and China's CGCS2000 ones (Tianditu: they differ by
+    centimetres). ``gcj02`` (the offset "Mars" coordinates of most Chinese commercial maps) is
+    refused: a drone would be drawn 100-700 m from where it is on such tiles."""
+
+    kind: Literal["none", "pmtiles", "xyz"] = "none"
+    path: str | None = None  # pmtiles: the file (relative to the service's working directory)
+    url: str | None = None  # xyz: https://tiles.example/{z}/{x}/{y}.png
+    attribution: str = ""
+    crs: Literal["wgs84", "cgcs2000", "gcj02"] = "wgs84"
+    tile_size: Literal[256, 512] = 256
+    min_zoom: int = Field(default=0, ge=0, le=22)
+    max_zoom: int = Field(default=18, ge=0, le=22)
+
+    @model_validator(mode="after")
+    def _complete(self) -> BasemapConfig:
+        problems: list[tuple[Loc, str]] = []
+        if self.crs == "gcj02":
+            problems.append(
+                (
+                    ("crs",),
+                    "GCJ-02 tiles are refused: they are offset 100-700 m from the WGS84 positions the "
+                    "drones report, and dronectl does not shift them; use WGS84 or CGCS2000 tiles "
+                    "(Tianditu's Web Mercator layers, e.g. vec_w / img_w) instead",
+                )
+            )
+        host = urlsplit(self.url or "").hostname or ""
+        offset = next((h for h in OFFSET_TILE_HOSTS if host == h or host.endswith("." + h)), None)
+        if offset is not None:
+            problems.append(
+                (
+                    ("url",),
+                    f"{offset} serves GCJ-02 (or BD-09) tiles, offset 100-700 m from WGS84: refused, "
+                    "as crs gcj02 is; use WGS84 or CGCS2000 tiles (Tianditu's Web Mercator layers)",
+                )
+            )
+        if self.kind == "pmtiles":
+            if not self.path:
+                problems.append((("path",), "kind pmtiles needs path: the PMTiles file of the city"))
+            if self.url is not None:
+                problems.append((("url",), "kind pmtiles takes a path, not a url"))
+        elif self.kind == "xyz":
+            if not self.url:
+                problems.append((("url",), "kind xyz needs url: a tile URL template with {z}, {x} and {y}"))
+            else:
+                missing = [p for p in ("{z}", "{x}", "{y}") if p not in self.url]
+                if missing:
+                    problems.append((("url",), f"the tile URL template lacks {', '.join(missing)}"))
+                if not self.url.startswith(("https://", "http://")):
+                    problems.append((("url",), "the tile URL must start with https:// or http://"))
+            if self.path is not None:
+                problems.append((("path",), "kind xyz takes a url, not a path"))
+        elif self.path is not None or self.url is not None:
+            problems.append(
+                (("kind",), "kind none draws no tiles: set kind pmtiles or xyz, or drop path/url")
+            )
+        if self.min_zoom > self.max_zoom:
+            problems.append((("min_zoom",), f"min_zoom {self.min_zoom} is above max_zoom {self.max_zoom}"))
+        if problems:
+            raise LocatedProblems(problems)
+        return self
+
+
 class CityConfig(_Model):
     city: str
     timezone: str = "UTC"
@@ -359,6 +434,7 @@ class CityConfig(_Model):
     sim_weather: SimWeather = SimWeather()
     dispatch: DispatchConfig = DispatchConfig()
     patrols: PatrolsConfig = PatrolsConfig()
+    basemap: BasemapConfig = BasemapConfig()
 
     @field_validator("timezone")
     @classmethod

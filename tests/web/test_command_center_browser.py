@@ -7,8 +7,9 @@ decoded at 1280x720, H.264 negotiated. A second page signed in as an observer wa
 ingest, is refused when it presses Return, and shows why. The commander then talks through the
 drone's loudspeaker from the tile (Chromium's fake microphone).
 
-Set ``DRONECTL_SCREENSHOT=docs/img/command-center.png`` to save a screenshot of the page with the
-drone on station and its video playing.
+Set ``DRONECTL_SCREENSHOT=/tmp/page.png`` to save a screenshot of the page with the drone on
+station and its video playing (the README's picture, on a base map, comes from
+tests/web/test_basemap_browser.py).
 """
 
 from __future__ import annotations
@@ -134,7 +135,8 @@ async def test_the_page_launches_a_nest_and_shows_its_video(service: Service, tm
         # a real click on the map picks the point; the page's button launches there
         x, y = await page.evaluate(TO_SCREEN, [target.lat_deg, target.lon_deg])
         await page.select_option("#nest-select", str(NEST))
-        await page.mouse.click(x, y)
+        # Chromium's MouseEvent carries whole pixels (26 m at this zoom): click the nearest one
+        await page.mouse.click(round(x), round(y))
         picked = await page.evaluate("() => window.commandCenter.pick")
         assert picked["lat"] == pytest.approx(target.lat_deg, abs=2e-4)
         assert picked["lon"] == pytest.approx(target.lon_deg, abs=2e-4)

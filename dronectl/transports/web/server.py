@@ -13,6 +13,7 @@
     GET  /api/updates                   WebSocket: states, telemetry, events, progress (web.updates)
     GET  /api/automations               what the automations will do on their own: each patrol kind,
                                         enabled or not, and the next time it acts (patrols.outlook)
+    GET  /tiles/{z}/{x}/{y}.{ext}       the base map's tiles from the configured PMTiles file (web.tiles)
     ...                                 whatever the mounts add (the video routes: /whep/..., /video/...;
                                         the coverage layer: /api/coverage, see web.coverage; after
                                         the incident: /api/incidents/{id}/replay, .../evidence,
@@ -46,7 +47,7 @@ from dronectl.operations.models import FLEET_METHOD_ARGS, NEST_METHOD_ARGS, Inci
 from dronectl.operations.port import Controller
 from dronectl.operations.roles import may_call
 from dronectl.operations.topics import parse_nest_token
-from dronectl.transports.web import cors
+from dronectl.transports.web import cors, tiles
 from dronectl.transports.web.auth import ACTIONS, Authorize, TokenAuthority
 from dronectl.transports.web.commands import HttpCommands
 from dronectl.transports.web.sessions import COOKIE, Sessions
@@ -60,10 +61,19 @@ MAX_BODY_BYTES = 64 * 1024
 # what a mount adds to the app, e.g. lambda app, authorize: add_video_routes(app, hub, authorize)
 Mount = Callable[[web.Application, Authorize], None]
 
-_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "media-src 'self' blob:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'"
-)
+
+def content_security_policy(tile_origins: Sequence[str] = ()) -> str:
+    """Nothing but our own origin, and the force's tile server when the base map is one (xyz).
+    MapLibre's worker is a module script of ours (worker-src 'self')."""
+    extra = "".join(f" {o}" for o in tile_origins)
+    return (
+        f"default-src 'self'; script-src 'self'; worker-src 'self'; style-src 'self'; "
+        f"img-src 'self' data: blob:{extra}; media-src 'self' blob:; connect-src 'self' ws: wss:{extra}; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+
+
+_CSP_KEY = web.AppKey("csp", str)
 
 
 INCIDENT_FIELDS = frozenset({"id", "kind", "position", "priority", "text"})
@@ -136,10 +146,13 @@ async def _headers(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     response = await handler(request)
-    response.headers.setdefault("Content-Security-Policy", _CSP)
+    response.headers.setdefault("Content-Security-Policy", request.app[_CSP_KEY])
     response.headers.setdefault("Referrer-Policy", "no-referrer")  # our paths are nobody else's business
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    if request.path == "/" or request.path.startswith(("/static/", "/api/")):
+    if request.path.startswith("/static/vendor/"):
+        # the map library (1.7 MB): revalidated on each load (304 while unchanged), never fetched again
+        response.headers.setdefault("Cache-Control", "no-cache")
+    elif request.path == "/" or request.path.startswith(("/static/", "/api/")):
         response.headers.setdefault("Cache-Control", "no-store")
     return response
 
@@ -173,10 +186,12 @@ class WebServer:
         self.commands = HttpCommands(gateway, self.updates, self.spawn)
         self._tasks: set[asyncio.Task[None]] = set()
         self.mounted = len(mounts)
+        self.tiles = tiles.open_tiles(config.basemap)  # the base map's PMTiles file (ConfigError if unusable)
         self.app = self._build(mounts)
 
     def _build(self, mounts: Sequence[Mount]) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_headers, cors.cors, _same_origin])
+        app[_CSP_KEY] = content_security_policy(tiles.tile_origins(self.config.basemap))
         app.router.add_get("/", self._index)
         app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
         app.router.add_get("/api/me", self._me)
@@ -191,6 +206,8 @@ class WebServer:
         app.router.add_post("/api/incidents", self._incident)
         app.router.add_get("/api/updates", self._updates)
         app.router.add_get("/api/automations", self._automations)
+        if self.tiles is not None:
+            tiles.add_tile_routes(app, self.tiles, self.auth.authorize)
         for mount in mounts:
             mount(app, self.auth.authorize)
         app.cleanup_ctx.append(self._lifespan)
@@ -268,7 +285,8 @@ class WebServer:
 
     async def _config(self, request: web.Request) -> web.Response:
         await self.auth.authorize(request, "state.view")
-        return web.json_response({**map_config(self.config), "video": self.mounted > 0})
+        basemap = tiles.page_basemap(self.config.basemap, self.tiles)
+        return web.json_response({**map_config(self.config), "basemap": basemap, "video": self.mounted > 0})
 
     async def _automations(self, request: web.Request) -> web.Response:
         """Which automations are enabled and the next time each acts (``dronectl.domain.patrols.outlook``,

@@ -23,7 +23,7 @@ const ui = {
   wsBackoffMs: 500,
   videos: new Map(), // nest id -> VideoTile
   sent: new Set(), // ids of the commands sent from this page (their replies are shown already)
-  origin: { lat: 0, lon: 0, kx: 1 },
+  origin: { lat: 0, lon: 0, kx: 1, mx: 0, my: 0 },
   unit: 100, // map units (metres) for marker sizes
 };
 window.commandCenter = ui; // for tests and the curious: sessions, states
@@ -86,14 +86,26 @@ function showLogin(message) {
 
 // --- map --------------------------------------------------------------------------------------
 
+// Web Mercator (as the base map's tiles), in metres at the map's middle latitude: x east and y
+// south of the origin, scaled by cos(lat0), so sizes near the city are metres on the ground.
+function mercator(lat, lon) {
+  const R = 6378137;
+  const phi = (Math.max(Math.min(lat, 85), -85) * Math.PI) / 180;
+  return [(R * lon * Math.PI) / 180, R * Math.log(Math.tan(Math.PI / 4 + phi / 2))];
+}
+
 function project(lat, lon) {
   const o = ui.origin;
-  return [(lon - o.lon) * M_PER_DEG_LON * o.kx, -(lat - o.lat) * M_PER_DEG_LAT];
+  const [mx, my] = mercator(lat, lon);
+  return [(mx - o.mx) * o.kx, -(my - o.my) * o.kx];
 }
 
 function unproject(x, y) {
   const o = ui.origin;
-  return { lat: o.lat - y / M_PER_DEG_LAT, lon: o.lon + x / (M_PER_DEG_LON * o.kx) };
+  const R = 6378137;
+  const mx = x / o.kx + o.mx;
+  const my = -y / o.kx + o.my;
+  return { lat: ((2 * Math.atan(Math.exp(my / R)) - Math.PI / 2) * 180) / Math.PI, lon: ((mx / R) * 180) / Math.PI };
 }
 
 function points(polygon) {
@@ -106,7 +118,9 @@ function drawMap() {
   const lats = all.map((p) => p[0]);
   const lons = all.map((p) => p[1]);
   const lat0 = (Math.min(...lats) + Math.max(...lats)) / 2;
-  ui.origin = { lat: lat0, lon: (Math.min(...lons) + Math.max(...lons)) / 2, kx: Math.cos((lat0 * Math.PI) / 180) };
+  const lon0 = (Math.min(...lons) + Math.max(...lons)) / 2;
+  const [mx, my] = mercator(lat0, lon0);
+  ui.origin = { lat: lat0, lon: lon0, kx: Math.cos((lat0 * Math.PI) / 180), mx, my };
   const xy = all.map(([lat, lon]) => project(lat, lon));
   const xs = xy.map((p) => p[0]);
   const ys = xy.map((p) => p[1]);
@@ -116,6 +130,8 @@ function drawMap() {
   ui.fullView = { x: Math.min(...xs) - pad, y: Math.min(...ys) - pad, w: w + 2 * pad, h: h + 2 * pad };
   setView({ ...ui.fullView });
   wireMap();
+  wireMapControls(); // coordinates under the cursor, search, follow (basemap.js)
+  startBasemap(); // the tiles under the SVG when a base map is configured (basemap.js)
 }
 
 // The view (SVG viewBox, in metres east/south of the origin); markers and labels keep their size
@@ -133,10 +149,12 @@ function setView(view) {
   drawFindings();
   drawDrones();
   drawPick();
+  syncBasemap(); // the tiles follow the view (basemap.js)
 }
 
 // The coverage layer: expected time to scene, a picture from /api/coverage laid at its bounds
-// (the map's projection is linear in latitude and longitude, so it fits without warping).
+// (linear in latitude and longitude; over a city Web Mercator is so nearly linear in latitude that
+// it fits within a fraction of a grid cell).
 async function toggleCoverage() {
   const button = $("map-coverage");
   const layer = $("layer-coverage");
@@ -302,6 +320,7 @@ function drawDrones() {
     drones.append(g);
   }
   drawTargets(drones);
+  followTick(); // the view follows a drone when asked (basemap.js)
 }
 
 function drawTargets(layer) {
