@@ -207,7 +207,12 @@ async def test_goto_location_is_refused_but_global_int_reposition_flies(port_bas
                 str(target.lat_deg), str(target.lon_deg), str(target.alt_amsl_m),
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
-            out, _ = await asyncio.wait_for(probe.communicate(), 60)
+            try:
+                out, _ = await asyncio.wait_for(probe.communicate(), 60)
+            finally:
+                if probe.returncode is None:  # timed out: leave nothing running
+                    probe.kill()
+                    await probe.wait()
             assert json.loads(out.decode().strip().splitlines()[-1]) == {"result": "UNKNOWN"}
             assert not nest.ctx.recorder.all("reposition")  # refused: nothing flown
             assert await telemetry.flight_mode() == FlightMode.HOLD
