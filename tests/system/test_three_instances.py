@@ -1,0 +1,161 @@
+"""Three instances on PostgreSQL (issue 14's acceptance): the simulator and three instances as
+separate processes on one fresh database. An instance holding at least two nests launches two of
+them to station and is killed with SIGKILL: the survivors own its nests again within the takeover
+time, bring both drones home under the new owners (two take-offs in all at the simulated nests),
+and a command the dead instance was running on each nest is recorded with its outcome
+(interrupted, with the reason)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Callable
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+from dronectl.audit import AuditStore, CommandOutcome, CommandRecord
+from dronectl.domain.geo import GeoPoint, destination
+from dronectl.domain.leases import assignment
+from tests.pg import fresh_database
+from tests.system.cluster import instance_args, lease_owners, shared_config, takeoffs_at
+from tests.system.test_restart_kill9 import AIRBORNE, SPEED, Child, child, free_tcp_port
+
+NESTS = [1, 2, 3, 4]
+LEASE_TTL_S = 2.0
+# past the ttl: a renewal interval, the survivors' next tick, a loaded 2-core machine
+TAKEOVER_MARGIN_S = 6.0
+
+
+def three_names() -> tuple[str, str, str]:
+    """Three instance names of which the first is preferred for at least two of NESTS, and each
+    for one at least."""
+    for i in count():
+        names = (f"alpha-{i}", f"bravo-{i}", f"charlie-{i}")
+        held = assignment(NESTS, names)
+        if len(held[names[0]]) >= 2 and all(held[name] for name in names):  # each holds some
+            return names
+    raise AssertionError("unreachable")
+
+
+def nest_line(nest: int, phases: set[str], flight_id: str | None = None) -> Callable[[dict[str, Any]], bool]:
+    """A child's report of ``nest`` in one of ``phases`` (of that flight, if given)."""
+
+    def match(line: dict[str, Any]) -> bool:
+        return (
+            line.get("nest") == nest
+            and line.get("phase") in phases
+            and (flight_id is None or line.get("flight_id") == flight_id)
+        )
+
+    return match
+
+
+async def wait_owners(
+    url: str, predicate: Callable[[dict[int, str]], bool], timeout_s: float
+) -> dict[int, str]:
+    """Poll the lease rows until ``predicate(owners)`` holds; the owners then."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            owners = await lease_owners(url)
+            if predicate(owners):
+                return owners
+            await asyncio.sleep(0.2)  # a poll period, not a wait for state
+
+
+async def test_kill_9_of_an_instance_with_two_drones_airborne(
+    port_base: tuple[int, int], tmp_path: Path
+) -> None:
+    config = shared_config(tmp_path / "city.yaml", port_base, NESTS)
+    control_port = free_tcp_port()
+    sim_args = [
+        "-m", "sitl", "--speed", str(SPEED), "--config", str(config), "--control-port", str(control_port),
+    ]  # fmt: skip
+    names = three_names()
+    victim_name = names[0]
+    expected = assignment(NESTS, names)
+    flown = expected[victim_name][:2]
+    with fresh_database() as url:
+        async with await AuditStore.open(url):
+            pass  # the schema once, before the instances start
+        async with child(sim_args, tmp_path / "sim.log") as sim:
+            await sim.wait_line(lambda line: line.get("id") == max(NESTS), 30)  # the last one started
+            homes = {
+                int(line["id"]): GeoPoint(float(line["lat"]), float(line["lon"]))
+                for line in sim.lines
+                if "id" in line and "lat" in line
+            }
+            args = [instance_args(config, url, name, SPEED, LEASE_TTL_S) for name in names]
+            async with (
+                child(args[0], tmp_path / "instance-1.log") as victim,
+                child(args[1], tmp_path / "instance-2.log") as second,
+                child(args[2], tmp_path / "instance-3.log") as third,
+            ):
+                by_name: dict[str, Child] = {names[0]: victim, names[1]: second, names[2]: third}
+                want = {n: o for o, ns in expected.items() for n in ns}
+                await wait_owners(url, lambda owners: {n: owners.get(n) for n in NESTS} == want, 60)
+
+                flights: dict[int, str] = {}
+                for nest in flown:  # what the launch checks need, on both, before either flies
+                    reply = await victim.send({"op": "wait_sensors", "nest": nest, "timeout_s": 9})
+                    assert reply["ok"], reply
+                for nest in flown:
+                    target = destination(homes[nest], 90.0, 500.0)
+                    launch = {"op": "launch", "nest": nest, "lat": target.lat_deg, "lon": target.lon_deg}
+                    reply = await victim.send({**launch, "alt_m": 40, "command_id": f"cmd-launch-{nest}"})
+                    assert reply["ok"], reply
+                for nest in flown:
+                    line = await victim.wait_line(nest_line(nest, {"on_station"}), 90)
+                    flights[nest] = line["flight_id"]
+                async with await AuditStore.open(url) as audit:  # a command the victim is running on each
+                    for nest in flown:
+                        running = CommandRecord(
+                            f"cmd-running-{nest}", time.time(), "officer-7", "pilot", nest, "orbit", {},
+                            CommandOutcome.ACCEPTED,
+                        )  # fmt: skip
+                        await audit.record_command(running)
+
+                killed = time.monotonic()
+                victim.proc.send_signal(signal.SIGKILL)
+                assert await victim.proc.wait() == -signal.SIGKILL
+                owners = await wait_owners(
+                    url,
+                    lambda owners: all(owners.get(n) not in (None, victim_name) for n in flown),
+                    LEASE_TTL_S + TAKEOVER_MARGIN_S,
+                )
+                took_s = time.monotonic() - killed
+                print(f"nests {flown} owned again after {took_s:.2f} s by {[owners[n] for n in flown]}")
+
+                for nest in flown:  # each new owner follows the same flight, then brings it home
+                    heir = by_name[owners[nest]]
+                    await heir.wait_line(nest_line(nest, AIRBORNE, flights[nest]), 30)
+                    if heir_phase(heir, nest) != "returning":
+                        reply = await heir.send({"op": "return", "nest": nest})
+                        assert reply["ok"] or heir_phase(heir, nest) == "returning", reply
+                for nest in flown:
+                    heir = by_name[owners[nest]]
+                    await heir.wait_line(nest_line(nest, {"charging"}), 120)
+                    assert (await lease_owners(url)).get(nest) == owners[nest]  # home under the new owner
+
+                counts = {nest: await takeoffs_at(control_port, nest) for nest in NESTS}
+                assert counts == {n: (1 if n in flown else 0) for n in NESTS}, counts  # 0 duplicates
+
+            async with await AuditStore.open(url) as audit:
+                for nest in flown:
+                    [flight] = await audit.flights(nest_id=nest)  # one flight: nothing launched twice
+                    assert flight["flight_id"] == flights[nest] and flight["outcome"] == "completed"
+                    assert flight["command_id"] == f"cmd-launch-{nest}"
+                    cut = await audit.command(f"cmd-running-{nest}")
+                    assert cut is not None
+                    assert [(o["outcome"], o["code"]) for o in cut["outcomes"]] == [
+                        ("accepted", None),
+                        ("failed", "interrupted"),
+                    ]
+                    assert f"lost nest {nest}" in (cut["outcomes"][-1]["message"] or "")
+
+
+def heir_phase(heir: Child, nest: int) -> str | None:
+    """The last phase ``heir`` reported for ``nest``."""
+    line = next((line for line in reversed(heir.lines) if line.get("nest") == nest and "phase" in line), None)
+    return None if line is None else line.get("phase")
