@@ -43,7 +43,12 @@ async def lease_owners(url: str) -> dict[int, str]:
     return {n: lease.owner for n, lease in snap.leases.items() if lease.valid_at(snap.now_unix_s)}
 
 
+async def records_at(control_port: int, nest_id: int, kind: str) -> int:
+    """How many records of ``kind`` the simulated nest made (take-offs, lights set, ...)."""
+    reply = await request({"op": "records", "nest": nest_id, "kind": kind}, port=control_port)
+    return sum(1 for r in reply["records"] if r["kind"] == kind)
+
+
 async def takeoffs_at(control_port: int, nest_id: int) -> int:
     """Take-offs the simulated nest recorded."""
-    reply = await request({"op": "records", "nest": nest_id, "kind": "takeoff"}, port=control_port)
-    return sum(1 for r in reply["records"] if r["kind"] == "takeoff")
+    return await records_at(control_port, nest_id, "takeoff")

@@ -19,7 +19,7 @@ from dronectl.audit import AuditStore, CommandOutcome, CommandRecord
 from dronectl.domain.geo import GeoPoint, destination
 from dronectl.domain.leases import assignment
 from tests.pg import fresh_database
-from tests.system.cluster import instance_args, lease_owners, shared_config, takeoffs_at
+from tests.system.cluster import instance_args, lease_owners, records_at, shared_config, takeoffs_at
 from tests.system.test_restart_kill9 import AIRBORNE, SPEED, Child, child, free_tcp_port
 
 NESTS = [1, 2, 3, 4]
@@ -159,3 +159,87 @@ def heir_phase(heir: Child, nest: int) -> str | None:
     """The last phase ``heir`` reported for ``nest``."""
     line = next((line for line in reversed(heir.lines) if line.get("nest") == nest and "phase" in line), None)
     return None if line is None else line.get("phase")
+
+
+def four_names() -> tuple[str, str, str, str]:
+    """Four instance names: each of the first three preferred for a nest among themselves, and the
+    fourth, when it joins, for at least one."""
+    for i in count():
+        names = (f"alpha-{i}", f"bravo-{i}", f"charlie-{i}", f"delta-{i}")
+        three = assignment(NESTS, names[:3])
+        if all(three[name] for name in names[:3]) and assignment(NESTS, names)[names[3]]:
+            return names
+    raise AssertionError("unreachable")
+
+
+async def test_a_fourth_instance_joins_while_commands_flow_nests_rebalance_none_lost(
+    port_base: tuple[int, int], tmp_path: Path
+) -> None:
+    """Light commands flow to every nest, each to the instance the lease rows name, while a fourth
+    instance joins: the nests rebalance to include it, every command got exactly one reply, and the
+    simulated nests carried out exactly the ones answered ok (none lost, none twice); a refusal in
+    the handover says why."""
+    config = shared_config(tmp_path / "city.yaml", port_base, NESTS)
+    control_port = free_tcp_port()
+    sim_args = [
+        "-m", "sitl", "--speed", str(SPEED), "--config", str(config), "--control-port", str(control_port),
+    ]  # fmt: skip
+    names = four_names()
+    with fresh_database() as url:
+        async with await AuditStore.open(url):
+            pass
+        async with child(sim_args, tmp_path / "sim.log") as sim:
+            await sim.wait_line(lambda line: line.get("id") == max(NESTS), 30)
+            args = [instance_args(config, url, name, SPEED, LEASE_TTL_S) for name in names]
+            async with (
+                child(args[0], tmp_path / "instance-1.log") as first,
+                child(args[1], tmp_path / "instance-2.log") as second,
+                child(args[2], tmp_path / "instance-3.log") as third,
+            ):
+                by_name: dict[str, Child] = {names[0]: first, names[1]: second, names[2]: third}
+                three = {n: o for o, ns in assignment(NESTS, names[:3]).items() for n in ns}
+                await wait_owners(url, lambda owners: {n: owners.get(n) for n in NESTS} == three, 60)
+                for nest in NESTS:  # each owner has the nest's link up
+                    await by_name[three[nest]].wait_line(nest_line(nest, {"ready", "charging"}), 30)
+
+                sent: list[tuple[int, str, dict[str, Any]]] = []  # nest, instance, reply
+                joined = asyncio.Event()
+
+                async def stream() -> None:
+                    rounds_after = 0
+                    while rounds_after < 3:  # three full rounds once the fourth holds its nests
+                        owners = await lease_owners(url)
+                        for nest in NESTS:
+                            owner = owners.get(nest)
+                            if owner is None or owner not in by_name:
+                                continue  # between owners, or the fourth not yet started here
+                            reply = await by_name[owner].send({"op": "light", "nest": nest})
+                            sent.append((nest, owner, reply))
+                        if joined.is_set():
+                            rounds_after += 1
+
+                streaming = asyncio.create_task(stream(), name="light-stream")
+                try:
+                    async with child(args[3], tmp_path / "instance-4.log") as fourth:
+                        by_name[names[3]] = fourth
+                        four = {n: o for o, ns in assignment(NESTS, names).items() for n in ns}
+                        started = time.monotonic()
+                        await wait_owners(url, lambda owners: {n: owners.get(n) for n in NESTS} == four, 30)
+                        print(f"rebalanced to {four} in {time.monotonic() - started:.2f} s")
+                        joined.set()
+                        await asyncio.wait_for(asyncio.shield(streaming), 60)
+                finally:
+                    streaming.cancel()
+
+                # every request one reply: the reply lines each instance wrote, request by request
+                for name, instance in by_name.items():
+                    replies = [line for line in instance.lines if line.get("reply") == "light"]
+                    assert len(replies) == sum(1 for _, owner, _ in sent if owner == name), name
+                for nest in NESTS:
+                    ok = sum(1 for n, _, reply in sent if n == nest and reply["ok"])
+                    done = await records_at(control_port, nest, "light")
+                    assert done == ok, (nest, done, ok)  # none lost, none twice
+                refused = [reply for _, _, reply in sent if not reply["ok"]]
+                assert all(reply.get("error") for reply in refused), refused
+                print(f"{len(sent)} light commands, {len(refused)} refused in the handover: {refused}")
+                assert any(owner == names[3] and reply["ok"] for _, owner, reply in sent)
