@@ -17,14 +17,13 @@ from itertools import count
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from adapters.mavlink import dronectl_v20 as mav
 from dronectl.audit import AuditStore, CommandOutcome, CommandRecord
 from dronectl.domain.geo import GeoPoint, destination
 from dronectl.domain.leases import preferred_owner
 from sitl.control import request
 from tests.pg import fresh_database
+from tests.system.cluster import instance_args, shared_config
 from tests.system.test_restart_kill9 import (
     AIRBORNE,
     NEST,
@@ -33,7 +32,6 @@ from tests.system.test_restart_kill9 import (
     child,
     free_tcp_port,
     takeoffs,
-    write_config,
 )
 
 LEASE_TTL_S = 2.0
@@ -76,12 +74,7 @@ class Cluster:
 async def two_instances(port_base: tuple[int, int], tmp_path: Path) -> AsyncIterator[Cluster]:
     """The simulator and two instances on one fresh PostgreSQL database, separate processes; the
     first holds NEST and its drone is ready, the second is up and holds nothing."""
-    config = write_config(tmp_path / "city.yaml", port_base)
-    # any instance reaches the nest: it dials the simulated dock (udpout), binding no fixed port
-    data = yaml.safe_load(config.read_text(encoding="utf-8"))
-    for nest in data["nests"]:
-        nest["mavlink_url"] = f"udpout://127.0.0.1:{port_base[0] + nest['id']}"
-    config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    config = shared_config(tmp_path / "city.yaml", port_base, [NEST])
     control_port = free_tcp_port()
     sim_args = [
         "-m", "sitl", "--speed", str(SPEED), "--config", str(config), "--control-port", str(control_port),
@@ -92,10 +85,7 @@ async def two_instances(port_base: tuple[int, int], tmp_path: Path) -> AsyncIter
             pass  # the schema once, before the instances start
 
         def instance(name: str) -> list[str]:
-            return [
-                "-m", "tests.system.controller_process", "--config", str(config), "--audit", url,
-                "--speed", str(SPEED), "--instance-id", name, "--lease-ttl", str(LEASE_TTL_S),
-            ]  # fmt: skip
+            return instance_args(config, url, name, SPEED, LEASE_TTL_S)
 
         async with child(sim_args, tmp_path / "sim.log") as sim:
             await sim.wait_line(lambda line: line.get("id") == NEST, 30)
