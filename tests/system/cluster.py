@@ -6,9 +6,11 @@ database holds them, and the take-offs the simulator saw."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from adapters.mavlink import dronectl_v20 as mav
 from dronectl.audit.leases import LeaseBook
 from dronectl.domain.config import default_config_path
 from sitl.control import request
@@ -52,3 +54,27 @@ async def records_at(control_port: int, nest_id: int, kind: str) -> int:
 async def takeoffs_at(control_port: int, nest_id: int) -> int:
     """Take-offs the simulated nest recorded."""
     return await records_at(control_port, nest_id, "takeoff")
+
+
+# what any MAVLink client sends to learn, not to act (MAVSDK asks these of every nest it hears)
+READ_ONLY_COMMANDS = {
+    mav.MAV_CMD_REQUEST_MESSAGE,
+    mav.MAV_CMD_SET_MESSAGE_INTERVAL,
+    mav.MAV_CMD_GET_HOME_POSITION,
+    mav.MAV_CMD_REQUEST_AUTOPILOT_CAPABILITIES,
+    mav.MAV_CMD_REQUEST_CAMERA_INFORMATION,
+    mav.MAV_CMD_REQUEST_CAMERA_SETTINGS,
+    mav.MAV_CMD_REQUEST_STORAGE_INFORMATION,
+    mav.MAV_CMD_REQUEST_CAMERA_CAPTURE_STATUS,
+    mav.MAV_CMD_REQUEST_VIDEO_STREAM_INFORMATION,
+    mav.MAV_CMD_REQUEST_VIDEO_STREAM_STATUS,
+    mav.MAV_CMD_REQUEST_PROTOCOL_VERSION,
+    mav.MAV_CMD_REQUEST_FLIGHT_INFORMATION,
+}
+
+
+async def acting_commands(control_port: int, nest_id: int) -> list[dict[str, Any]]:
+    """What the simulated nest received that acts on it (commands, modes, mission and parameter
+    writes), each with the address it came from (``peer``)."""
+    reply = await request({"op": "commands", "nest": nest_id}, port=control_port)
+    return [c for c in reply["commands"] if c["command"] not in READ_ONLY_COMMANDS]

@@ -15,11 +15,19 @@ from itertools import count
 from pathlib import Path
 from typing import Any
 
+from adapters.mavlink import dronectl_v20 as mav
 from dronectl.audit import AuditStore, CommandOutcome, CommandRecord
 from dronectl.domain.geo import GeoPoint, destination
 from dronectl.domain.leases import assignment
 from tests.pg import fresh_database
-from tests.system.cluster import instance_args, lease_owners, records_at, shared_config, takeoffs_at
+from tests.system.cluster import (
+    acting_commands,
+    instance_args,
+    lease_owners,
+    records_at,
+    shared_config,
+    takeoffs_at,
+)
 from tests.system.test_restart_kill9 import AIRBORNE, SPEED, Child, child, free_tcp_port
 
 NESTS = [1, 2, 3, 4]
@@ -243,3 +251,85 @@ async def test_a_fourth_instance_joins_while_commands_flow_nests_rebalance_none_
                 assert all(reply.get("error") for reply in refused), refused
                 print(f"{len(sent)} light commands, {len(refused)} refused in the handover: {refused}")
                 assert any(owner == names[3] and reply["ok"] for _, owner, reply in sent)
+
+
+async def test_an_instance_paused_past_its_lease_sends_its_lost_nests_nothing(
+    port_base: tuple[int, int], tmp_path: Path
+) -> None:
+    """SIGSTOP an instance with two drones on station until the survivors own its nests and have
+    brought both home, then SIGCONT it: checked at the simulated nests, not one acting command from
+    its address after it woke, and two take-offs in all."""
+    config = shared_config(tmp_path / "city.yaml", port_base, NESTS)
+    control_port = free_tcp_port()
+    sim_args = [
+        "-m", "sitl", "--speed", str(SPEED), "--config", str(config), "--control-port", str(control_port),
+    ]  # fmt: skip
+    names = three_names()
+    expected = assignment(NESTS, names)
+    flown = expected[names[0]][:2]
+    with fresh_database() as url:
+        async with await AuditStore.open(url):
+            pass
+        async with child(sim_args, tmp_path / "sim.log") as sim:
+            await sim.wait_line(lambda line: line.get("id") == max(NESTS), 30)
+            homes = {
+                int(line["id"]): GeoPoint(float(line["lat"]), float(line["lon"]))
+                for line in sim.lines
+                if "id" in line and "lat" in line
+            }
+            args = [instance_args(config, url, name, SPEED, LEASE_TTL_S) for name in names]
+            async with (
+                child(args[0], tmp_path / "instance-1.log") as paused,
+                child(args[1], tmp_path / "instance-2.log") as second,
+                child(args[2], tmp_path / "instance-3.log") as third,
+            ):
+                by_name: dict[str, Child] = {names[0]: paused, names[1]: second, names[2]: third}
+                want = {n: o for o, ns in expected.items() for n in ns}
+                await wait_owners(url, lambda owners: {n: owners.get(n) for n in NESTS} == want, 60)
+                flights: dict[int, str] = {}
+                for nest in flown:
+                    reply = await paused.send({"op": "wait_sensors", "nest": nest, "timeout_s": 9})
+                    assert reply["ok"], reply
+                for nest in flown:
+                    target = destination(homes[nest], 90.0, 500.0)
+                    launch = {"op": "launch", "nest": nest, "lat": target.lat_deg, "lon": target.lon_deg}
+                    assert (await paused.send({**launch, "alt_m": 40}))["ok"]
+                for nest in flown:
+                    flights[nest] = (await paused.wait_line(nest_line(nest, {"on_station"}), 90))["flight_id"]
+                # its address as each nest sees it: where the arming came from
+                arm = mav.MAV_CMD_COMPONENT_ARM_DISARM
+                peers: dict[int, set[str]] = {}
+                for nest in flown:
+                    heard = await acting_commands(control_port, nest)
+                    peers[nest] = {c["peer"] for c in heard if c["command"] == arm}
+                assert all(len(p) == 1 for p in peers.values()), peers
+
+                paused.proc.send_signal(signal.SIGSTOP)
+                try:
+                    owners = await wait_owners(
+                        url,
+                        lambda owners: all(owners.get(n) not in (None, names[0]) for n in flown),
+                        LEASE_TTL_S + TAKEOVER_MARGIN_S,
+                    )
+                    for nest in flown:
+                        heir = by_name[owners[nest]]
+                        await heir.wait_line(nest_line(nest, AIRBORNE, flights[nest]), 30)
+                        if heir_phase(heir, nest) != "returning":
+                            reply = await heir.send({"op": "return", "nest": nest})
+                            assert reply["ok"] or heir_phase(heir, nest) == "returning", reply
+                    for nest in flown:
+                        await by_name[owners[nest]].wait_line(nest_line(nest, {"charging"}), 120)
+                    before_wake = {nest: len(await acting_commands(control_port, nest)) for nest in flown}
+                finally:
+                    paused.proc.send_signal(signal.SIGCONT)
+                # awake: it learns it lost each nest (its lease keeper's next tick, then a report line)
+                for nest in flown:
+                    await paused.wait_line(nest_line(nest, {"offline"}), 30)
+                # absence can only be watched for a while: a window for anything it still had queued
+                await asyncio.sleep(3 * LEASE_TTL_S)
+                for nest in flown:
+                    after = (await acting_commands(control_port, nest))[before_wake[nest] :]
+                    from_paused = [c for c in after if c["peer"] in peers[nest]]
+                    assert from_paused == [], (nest, from_paused)
+                counts = {nest: await takeoffs_at(control_port, nest) for nest in NESTS}
+                assert counts == {n: (1 if n in flown else 0) for n in NESTS}, counts
