@@ -7,7 +7,8 @@ With ``--audit postgresql://... --instance-id NAME`` it is one of several instan
 only the nests its leases give it (``--lease-ttl``; dronectl/nest/leases.py).
 
 Requests on stdin: ``{"op": "launch", "nest": 3, "lat": .., "lon": .., "alt_m": 40}``,
-``{"op": "return", "nest": 3}``, ``{"op": "state", "nest": 3}``, ``{"op": "wait_sensors", "nest": 3}``
+``{"op": "return", "nest": 3}``, ``{"op": "light", "nest": 3, "pattern": "steady"}``,
+``{"op": "state", "nest": 3}``, ``{"op": "wait_sensors", "nest": 3}``
 (answers once the dock's weather and the drone's battery are known).
 With ``--incidents`` the API side runs too (FleetOperations, its IncidentDispatcher started as
 ``dronectl/app/up.py`` starts it: the incidents a previous life left open are picked up), requests
@@ -30,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from adapters.protocols import LightPattern
 from dronectl.app.compose import compose_operations, incident_dispatcher
 from dronectl.app.ha import lease_keeping
 from dronectl.domain.clock import ScaledClock
@@ -90,6 +92,8 @@ async def handle(fleet: Fleet, request: dict[str, Any], api: FleetOperations | N
         if op == "launch":
             target = GeoPoint(float(request["lat"]), float(request["lon"]))
             await controller.launch(target, float(request["alt_m"]), command_id=request.get("command_id"))
+        elif op == "light":  # harmless: the warning light, a command the nest acts on and records
+            await controller.set_light(LightPattern(request.get("pattern", "steady")))
         elif op == "return":
             await controller.return_home("operator")
         elif op == "wait_sensors":  # until the dock's weather and the drone's battery are known

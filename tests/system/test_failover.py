@@ -15,9 +15,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from adapters.mavlink import dronectl_v20 as mav
 from dronectl.audit import AuditStore, CommandOutcome, CommandRecord
@@ -25,6 +22,7 @@ from dronectl.domain.geo import GeoPoint, destination
 from dronectl.domain.leases import preferred_owner
 from sitl.control import request
 from tests.pg import fresh_database
+from tests.system.cluster import acting_commands, instance_args, shared_config
 from tests.system.test_restart_kill9 import (
     AIRBORNE,
     NEST,
@@ -33,25 +31,9 @@ from tests.system.test_restart_kill9 import (
     child,
     free_tcp_port,
     takeoffs,
-    write_config,
 )
 
 LEASE_TTL_S = 2.0
-# what any MAVLink client sends to learn, not to act (MAVSDK asks these of every nest it hears)
-READ_ONLY_COMMANDS = {
-    mav.MAV_CMD_REQUEST_MESSAGE,
-    mav.MAV_CMD_SET_MESSAGE_INTERVAL,
-    mav.MAV_CMD_GET_HOME_POSITION,
-    mav.MAV_CMD_REQUEST_AUTOPILOT_CAPABILITIES,
-    mav.MAV_CMD_REQUEST_CAMERA_INFORMATION,
-    mav.MAV_CMD_REQUEST_CAMERA_SETTINGS,
-    mav.MAV_CMD_REQUEST_STORAGE_INFORMATION,
-    mav.MAV_CMD_REQUEST_CAMERA_CAPTURE_STATUS,
-    mav.MAV_CMD_REQUEST_VIDEO_STREAM_INFORMATION,
-    mav.MAV_CMD_REQUEST_VIDEO_STREAM_STATUS,
-    mav.MAV_CMD_REQUEST_PROTOCOL_VERSION,
-    mav.MAV_CMD_REQUEST_FLIGHT_INFORMATION,
-}
 
 
 def names() -> tuple[str, str]:
@@ -76,12 +58,7 @@ class Cluster:
 async def two_instances(port_base: tuple[int, int], tmp_path: Path) -> AsyncIterator[Cluster]:
     """The simulator and two instances on one fresh PostgreSQL database, separate processes; the
     first holds NEST and its drone is ready, the second is up and holds nothing."""
-    config = write_config(tmp_path / "city.yaml", port_base)
-    # any instance reaches the nest: it dials the simulated dock (udpout), binding no fixed port
-    data = yaml.safe_load(config.read_text(encoding="utf-8"))
-    for nest in data["nests"]:
-        nest["mavlink_url"] = f"udpout://127.0.0.1:{port_base[0] + nest['id']}"
-    config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    config = shared_config(tmp_path / "city.yaml", port_base, [NEST])
     control_port = free_tcp_port()
     sim_args = [
         "-m", "sitl", "--speed", str(SPEED), "--config", str(config), "--control-port", str(control_port),
@@ -92,10 +69,7 @@ async def two_instances(port_base: tuple[int, int], tmp_path: Path) -> AsyncIter
             pass  # the schema once, before the instances start
 
         def instance(name: str) -> list[str]:
-            return [
-                "-m", "tests.system.controller_process", "--config", str(config), "--audit", url,
-                "--speed", str(SPEED), "--instance-id", name, "--lease-ttl", str(LEASE_TTL_S),
-            ]  # fmt: skip
+            return instance_args(config, url, name, SPEED, LEASE_TTL_S)
 
         async with child(sim_args, tmp_path / "sim.log") as sim:
             await sim.wait_line(lambda line: line.get("id") == NEST, 30)
@@ -162,12 +136,6 @@ async def test_kill_9_of_the_owner_mid_flight_the_other_instance_brings_it_home(
         assert "lost nest 3" in (cut["outcomes"][-1]["message"] or "")
 
 
-async def acting_commands(control_port: int) -> list[dict[str, Any]]:
-    """What the nest received that acts on it (commands, modes, mission and parameter writes)."""
-    reply = await request({"op": "commands", "nest": NEST}, port=control_port)
-    return [c for c in reply["commands"] if c["command"] not in READ_ONLY_COMMANDS]
-
-
 async def test_an_owner_paused_past_its_lease_sends_the_nest_nothing_when_it_wakes(
     port_base: tuple[int, int], tmp_path: Path
 ) -> None:
@@ -180,9 +148,9 @@ async def test_an_owner_paused_past_its_lease_sends_the_nest_nothing_when_it_wak
         flight_id = (await owner.wait_line(lambda line: line.get("phase") == "on_station", 60))["flight_id"]
         # the owner's address, as the nest sees it: where the arming came from
         arm = mav.MAV_CMD_COMPONENT_ARM_DISARM
-        [owner_peer] = {c["peer"] for c in await acting_commands(control_port) if c["command"] == arm}
+        [owner_peer] = {c["peer"] for c in await acting_commands(control_port, NEST) if c["command"] == arm}
 
-        stopped_at = len(await acting_commands(control_port))
+        stopped_at = len(await acting_commands(control_port, NEST))
         owner.proc.send_signal(signal.SIGSTOP)
         try:
             await heir.wait_line(
@@ -192,7 +160,7 @@ async def test_an_owner_paused_past_its_lease_sends_the_nest_nothing_when_it_wak
                 reply = await heir.send({"op": "return", "nest": NEST})
                 assert reply["ok"] or heir.phase()["phase"] == "returning", reply
             await heir.wait_line(lambda line: line.get("phase") == "charging", 120)
-            heard = await acting_commands(control_port)
+            heard = await acting_commands(control_port, NEST)
             before_wake = len(heard)
             # the nest heard the new owner bring it home, from another address
             assert {c["peer"] for c in heard[stopped_at:]} - {owner_peer}, heard[stopped_at:]
@@ -201,7 +169,7 @@ async def test_an_owner_paused_past_its_lease_sends_the_nest_nothing_when_it_wak
         # awake: it learns it lost the nest (its lease keeper's next tick, then a report line)
         await owner.wait_line(lambda line: line.get("nest") == NEST and line.get("phase") == "offline", 30)
         await asyncio.sleep(3 * LEASE_TTL_S)  # a window for anything it still had queued: none may come
-        after = (await acting_commands(control_port))[before_wake:]
+        after = (await acting_commands(control_port, NEST))[before_wake:]
         from_owner = [c for c in after if c["peer"] == owner_peer]
         assert from_owner == [], from_owner
         assert await takeoffs(control_port) == 1

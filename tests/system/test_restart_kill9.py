@@ -88,7 +88,11 @@ class Child:
         self.proc.stdin.write(json.dumps(payload).encode() + b"\n")
         await self.proc.stdin.drain()
         op = payload["op"]
-        await self.wait_line(lambda line: line.get("reply") == op and self.lines.index(line) >= count, 10)
+        # by position, not equality: a reply equal to an earlier one (two {"reply": "wait_sensors",
+        # "ok": true}) is still this request's
+        await self.wait_line(
+            lambda line: line.get("reply") == op and any(new is line for new in self.lines[count:]), 10
+        )
         return next(line for line in self.lines[count:] if line.get("reply") == op)
 
     def phase(self) -> dict[str, Any]:
