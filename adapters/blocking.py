@@ -138,6 +138,10 @@ class BoundedExecutor(ThreadPoolExecutor):
             )
 
     # ---------------------------------------------------------------------------------------------
+    def _finished(self, work: _Work) -> None:
+        with self._lock:
+            self._running.pop(id(work), None)
+
     def stuck(self) -> list[StuckCall]:
         """The calls running now, longest first."""
         now = time.monotonic()
@@ -202,15 +206,16 @@ class BoundedExecutor(ThreadPoolExecutor):
                 work.started, work.thread = time.monotonic(), me.name
                 with self._lock:
                     self._running[id(work)] = work
+                # Off the running list before the caller hears the result, so a caller never
+                # sees its own finished call among the stuck ones.
                 try:
                     result = work.fn(*work.args, **work.kwargs)
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller, as Executor does
+                    self._finished(work)
                     work.future.set_exception(exc)
                 else:
+                    self._finished(work)
                     work.future.set_result(result)
-                finally:
-                    with self._lock:
-                        self._running.pop(id(work), None)
                 del work
         finally:
             with self._lock:
