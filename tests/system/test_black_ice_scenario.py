@@ -78,6 +78,13 @@ def nest_ids() -> list[int]:
     return NESTS
 
 
+@pytest.fixture
+def recordings_dir() -> Path | None:
+    """Where the flights' video is recorded: none here (the lookout's stream alone); a test that
+    replays the run (its audit store, recordings and snapshots) overrides it with a directory."""
+    return None
+
+
 @dataclass
 class Scenario:
     system: System
@@ -113,12 +120,14 @@ class Scenario:
 
 
 @pytest.fixture
-async def scenario(system: System, mosquitto_port: int, tmp_path: Path) -> AsyncIterator[Scenario]:
+async def scenario(
+    system: System, mosquitto_port: int, tmp_path: Path, recordings_dir: Path | None
+) -> AsyncIterator[Scenario]:
     for sim in system.world.nests.values():  # never 5600+N: other test runs may stream at once
         sim.camera.video_port = allocate_port_base(span=1)
     root = f"test-{uuid.uuid4().hex[:12]}/dronectl/v1"
     api = compose_operations(system.fleet, dispatch=SETTINGS)
-    async with open_video(system.fleet, None) as hub:
+    async with open_video(system.fleet, recordings_dir) as hub:
         # as dronectl/app/up.py wires them
         gateway = CommandGateway(api, Topics(root))
         lookout = Lookout(api, hub, tmp_path / "snapshots", system.config.patrols.black_ice)
