@@ -78,6 +78,13 @@ def nest_ids() -> list[int]:
     return NESTS
 
 
+@pytest.fixture
+def recordings_dir() -> Path | None:
+    """Where the flights' video is recorded: none here (the lookout's stream alone); a test that
+    replays the run (its audit store, recordings and snapshots) overrides it with a directory."""
+    return None
+
+
 @dataclass
 class Scenario:
     system: System
@@ -87,6 +94,7 @@ class Scenario:
     cc: CommandCenter
     root: str
     http: TestClient[web.Request, web.Application]
+    recordings: Path | None  # the flights' recorder on (its directory), or off
 
     def events(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.cc.payloads(f"{self.root}/events") if e["kind"] == kind]
@@ -113,12 +121,14 @@ class Scenario:
 
 
 @pytest.fixture
-async def scenario(system: System, mosquitto_port: int, tmp_path: Path) -> AsyncIterator[Scenario]:
+async def scenario(
+    system: System, mosquitto_port: int, tmp_path: Path, recordings_dir: Path | None
+) -> AsyncIterator[Scenario]:
     for sim in system.world.nests.values():  # never 5600+N: other test runs may stream at once
         sim.camera.video_port = allocate_port_base(span=1)
     root = f"test-{uuid.uuid4().hex[:12]}/dronectl/v1"
     api = compose_operations(system.fleet, dispatch=SETTINGS)
-    async with open_video(system.fleet, None) as hub:
+    async with open_video(system.fleet, recordings_dir) as hub:
         # as dronectl/app/up.py wires them
         gateway = CommandGateway(api, Topics(root))
         lookout = Lookout(api, hub, tmp_path / "snapshots", system.config.patrols.black_ice)
@@ -140,7 +150,7 @@ async def scenario(system: System, mosquitto_port: int, tmp_path: Path) -> Async
             async with asyncio.timeout(20):
                 await mqtt.connected.wait()
             async with TestClient(TestServer(app)) as http:
-                yield Scenario(system, api, hub, lookout, cc, root, http)
+                yield Scenario(system, api, hub, lookout, cc, root, http, recordings_dir)
         finally:
             serving.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -198,9 +208,11 @@ async def test_13_december_black_ice_at_an_accident(scenario: Scenario) -> None:
     on_scene = await scenario.milestone(incident_id, "on_scene")
     assert any(r.kind == "cover.opening" for r in system.world.nest(chosen).ctx.recorder.all())
     assert not any(r.kind == "cover.opening" for r in system.world.nest(7).ctx.recorder.all())
-    # the lookout's stream is the first to reach the service (no viewer, no recorder here)
     video = await scenario.milestone(incident_id, "video_live", 60.0)
-    assert video["elapsed_s"] >= on_scene["elapsed_s"]
+    if scenario.recordings is None:  # the lookout's stream is the first to reach the service
+        assert video["elapsed_s"] >= on_scene["elapsed_s"]
+    else:  # the flight's recorder streams from launch
+        assert video["elapsed_s"] < on_scene["elapsed_s"]
 
     # ice found in the video, on the icy stretch
     detection = await scenario.event("detection")
