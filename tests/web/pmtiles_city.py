@@ -60,6 +60,40 @@ def _tile_png(z: int, x: int, y: int, with_streets: bool) -> bytes:
     return png.tobytes()
 
 
+def _write(
+    path: Path,
+    entries: list[tuple[int, bytes]],
+    tile_type: TileType,
+    compression: Compression,
+    bounds: tuple[float, float, float, float],
+    center_zoom: int,
+    metadata: dict[str, object],
+) -> int:
+    """Write ``entries`` (tile id, bytes) as a PMTiles file over ``bounds``; how many tiles."""
+    south, west, north, east = bounds
+    entries.sort(key=lambda e: e[0])
+    e7 = 10_000_000
+    with path.open("wb") as f:
+        writer = Writer(f)
+        for tile_id, data in entries:
+            writer.write_tile(tile_id, data)
+        writer.finalize(
+            {
+                "tile_type": tile_type,
+                "tile_compression": compression,
+                "min_lon_e7": int(west * e7),
+                "min_lat_e7": int(south * e7),
+                "max_lon_e7": int(east * e7),
+                "max_lat_e7": int(north * e7),
+                "center_zoom": center_zoom,
+                "center_lon_e7": int((west + east) / 2 * e7),
+                "center_lat_e7": int((south + north) / 2 * e7),
+            },
+            metadata,
+        )
+    return len(entries)
+
+
 def write_city_pmtiles(
     path: Path, bounds: tuple[float, float, float, float], zooms: range, *, streets: bool = True
 ) -> int:
@@ -72,27 +106,10 @@ def write_city_pmtiles(
         for x in range(int(xa), int(xb) + 1):
             for y in range(int(ya), int(yb) + 1):
                 entries.append((zxy_to_tileid(z, x, y), _tile_png(z, x, y, streets and z >= 12)))
-    entries.sort(key=lambda e: e[0])
-    e7 = 10_000_000
-    with path.open("wb") as f:
-        writer = Writer(f)
-        for tile_id, data in entries:
-            writer.write_tile(tile_id, data)
-        writer.finalize(
-            {
-                "tile_type": TileType.PNG,
-                "tile_compression": Compression.NONE,
-                "min_lon_e7": int(west * e7),
-                "min_lat_e7": int(south * e7),
-                "max_lon_e7": int(east * e7),
-                "max_lat_e7": int(north * e7),
-                "center_zoom": zooms[0],
-                "center_lon_e7": int((west + east) / 2 * e7),
-                "center_lat_e7": int((south + north) / 2 * e7),
-            },
-            {"name": "synthetic city (test)", "attribution": "synthetic tiles (test)"},
-        )
-    return len(entries)
+    return _write(
+        path, entries, TileType.PNG, Compression.NONE, bounds, zooms[0],
+        {"name": "synthetic city (test)", "attribution": "synthetic tiles (test)"},
+    )  # fmt: skip
 
 
 # --- a vector tile set: one layer "roads", one named street -------------------------------------
@@ -159,24 +176,7 @@ def write_street_pmtiles(
         y_px = round((ys - y) * MVT_EXTENT)
         for x in range(int(xa), int(xb) + 1):
             entries.append((zxy_to_tileid(z, x, y), gzip.compress(_street_tile(name, y_px), mtime=0)))
-    entries.sort(key=lambda e: e[0])
-    e7 = 10_000_000
-    with path.open("wb") as f:
-        writer = Writer(f)
-        for tile_id, data in entries:
-            writer.write_tile(tile_id, data)
-        writer.finalize(
-            {
-                "tile_type": TileType.MVT,
-                "tile_compression": Compression.GZIP,
-                "min_lon_e7": int(west * e7),
-                "min_lat_e7": int(south * e7),
-                "max_lon_e7": int(east * e7),
-                "max_lat_e7": int(north * e7),
-                "center_zoom": zooms[0],
-                "center_lon_e7": int((west + east) / 2 * e7),
-                "center_lat_e7": int((south + north) / 2 * e7),
-            },
-            {"name": "one street (test)", "vector_layers": [{"id": "roads", "fields": {"name": "String"}}]},
-        )
-    return len(entries)
+    return _write(
+        path, entries, TileType.MVT, Compression.GZIP, bounds, zooms[0],
+        {"name": "one street (test)", "vector_layers": [{"id": "roads", "fields": {"name": "String"}}]},
+    )  # fmt: skip
