@@ -47,6 +47,7 @@ from dronectl.operations.port import Command, Controller
 from dronectl.operations.refusals import Burst, BurstKey, RefusalBursts
 from dronectl.operations.requests import (
     Decision,
+    Delivery,
     Dispatcher,
     Execute,
     Ignore,
@@ -143,6 +144,7 @@ class CommandGateway:
         *,
         retained: bool = False,
         received_at_unix_s: float | None = None,
+        delivery: Delivery | None = None,
     ) -> Decision:
         """The dispatcher's decision for a request from ``sender`` (the authenticated user; None:
         the topic names no user of ours), judged at ``received_at_unix_s`` (default: now); a
@@ -155,7 +157,7 @@ class CommandGateway:
             if isinstance(where, NestCommands) and not self.holds(where.nest_id):
                 return Ignore(f"nest {where.nest_id} is controlled by another dronectl instance now")
         decision = self.dispatcher.decide(
-            topic, payload, sender, retained=retained, received_at_unix_s=received
+            topic, payload, sender, retained=retained, received_at_unix_s=received, delivery=delivery
         )
         if (
             isinstance(decision, Execute)
@@ -173,7 +175,7 @@ class CommandGateway:
             if first is not None:
                 self.dispatcher.remember(decision.request.id, first)
                 return self.dispatcher.decide(
-                    topic, payload, sender, retained=retained, received_at_unix_s=received
+                    topic, payload, sender, retained=retained, received_at_unix_s=received, delivery=delivery
                 )
         if isinstance(decision, Refuse):
             return await self._record_refusal(topic, decision, sender, received)

@@ -61,6 +61,7 @@ class ErrorCode(StrEnum):
     UNKNOWN_NEST = "unknown_nest"  # the topic names a nest we do not manage
     FORBIDDEN = "forbidden"  # the sender's role may not call this method (or report incidents)
     IDENTITY = "identity"  # the envelope's actor or reply_to is not the sender's, or no such user
+    NO_REPLY_ADDRESS = "no_reply_address"  # an MQTT request with no reply_to nor Response Topic
     EXPIRED = "expired"  # issued_at + ttl_s has passed (or issued_at lies in the future)
     REFUSED = "refused"  # the controller's safety checks said no; nothing was sent
     BUSY = "busy"  # the nest is doing something that excludes this now (or the sender's backlog was full)
@@ -276,8 +277,12 @@ class Request(_Inbound):
         "when given it must be that user with its role, or the request is refused",
     )
     issued_at: AwareDatetime = Field(description="when the client issued it; the clocks must agree")
-    ttl_s: float = Field(
-        gt=0.0, le=MAX_TTL_S, description="refused unless it arrives before issued_at + ttl_s"
+    ttl_s: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=MAX_TTL_S,
+        description="refused unless it arrives before issued_at + ttl_s; required, except over "
+        "MQTT 5 with a Message Expiry Interval (then the earlier of the two deadlines holds)",
     )
     reply_to: str | None = Field(
         default=None,

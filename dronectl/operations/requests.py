@@ -87,6 +87,22 @@ class Sender:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """What an MQTT 5 message carries beside its payload that a request may use (MQTT 3.1.1
+    messages carry none of it). User properties are never read: identity is the authenticated
+    sender's, not what a message says.
+
+    ``response_topic``: the Response Topic, where the reply and progress go (it takes the place of
+    the payload's ``reply_to`` and obeys the same rule: under the sender's own reply prefix);
+    ``expiry_s``: the Message Expiry Interval left when the message was read. The command's
+    deadline is the earlier of ``issued_at + ttl_s`` and the message's expiry; a request may leave
+    ``ttl_s`` out when its message has an expiry interval."""
+
+    response_topic: str | None = None
+    expiry_s: float | None = None
+
+
+@dataclass(frozen=True)
 class Execute:
     command: Command
     reply_to: str | None
@@ -138,6 +154,13 @@ class IncidentRejected:
 
 def _utc(unix_s: float) -> datetime:
     return datetime.fromtimestamp(unix_s, tz=UTC)
+
+
+def _lifetime(ttl_s: float | None, expiry_s: float | None) -> str:
+    said = [f"ttl {ttl_s:g} s"] if ttl_s is not None else []
+    if expiry_s is not None:
+        said.append(f"message expiry {expiry_s:g} s left when read")
+    return ", ".join(said)
 
 
 def _problems(exc: ValidationError, prefix: str = "") -> list[str]:
@@ -237,11 +260,13 @@ class Dispatcher:
         *,
         retained: bool = False,
         received_at_unix_s: float | None = None,
+        delivery: Delivery | None = None,
     ) -> Decision:
         """``sender``: the authenticated sender (None: the topic's user is no user of ours);
         ``received_at_unix_s``: when the message was read (default: now); expiry and the clock
-        skew are judged against it."""
+        skew are judged against it. ``delivery``: the MQTT 5 properties the request may use."""
         now = self.clock() if received_at_unix_s is None else received_at_unix_s
+        delivery = delivery or Delivery()
         where = self.topics.parse(topic, self.nest_ids)
         if where is None or isinstance(where, Incidents):
             return Ignore(f"not a command topic: {topic!r}")
@@ -261,10 +286,23 @@ class Dispatcher:
             return self._refuse(
                 None, None, nest_id, None, ErrorCode.MALFORMED, "payload larger than 64 KiB", at=now
             )
+        response_topic = delivery.response_topic
+        if response_topic is not None and not _REPLY_TO.fullmatch(response_topic):
+            command_id, _ = _readable_address(payload)  # nowhere to answer: the event says it
+            return self._refuse(
+                command_id,
+                None,
+                nest_id,
+                None,
+                ErrorCode.MALFORMED,
+                "the MQTT 5 Response Topic is no topic to publish to (wildcards, $ or too long)",
+                at=now,
+            )
         try:
             request = Request.model_validate_json(payload)
         except (ValidationError, ValueError, RecursionError) as exc:
             command_id, reply_to = _readable_address(payload)
+            reply_to = response_topic or reply_to
             reasons = _problems(exc) if isinstance(exc, ValidationError) else [str(exc)]
             if command_id is not None and self.knows(command_id):
                 return self._repeat(command_id, own(reply_to))
@@ -278,6 +316,8 @@ class Dispatcher:
                 reasons,
                 at=now,
             )
+        if response_topic is not None:  # MQTT 5: the Response Topic is where to answer
+            request = request.model_copy(update={"reply_to": response_topic})
         if self.knows(request.id):
             return self._repeat(request.id, own(request.reply_to))
         if sender is None or sender.user != where.user:
@@ -305,7 +345,28 @@ class Dispatcher:
                 f"{sender.user} ({sender.role.value}); leave actor out or give your own",
                 at=now,
             )
-        return self._check(request, sender, where, nest_id, now)
+        if request.reply_to is None and sender.channel is not Channel.HTTP:
+            prefix = self.topics.replies(sender.user)
+            return self._refuse_request(
+                request,
+                sender,
+                nest_id,
+                ErrorCode.NO_REPLY_ADDRESS,
+                f"nowhere to answer: give reply_to under {prefix}/ (or, over MQTT 5, a Response "
+                "Topic there); a command whose outcome nobody can hear is not run",
+                at=now,
+            )
+        if request.ttl_s is None and delivery.expiry_s is None:
+            return self._refuse_request(
+                request,
+                sender,
+                nest_id,
+                ErrorCode.MALFORMED,
+                "not a valid request",
+                ["ttl_s: required, unless the MQTT 5 message carries a Message Expiry Interval"],
+                at=now,
+            )
+        return self._check(request, sender, where, nest_id, now, delivery.expiry_s)
 
     def _refuse_identity(
         self, request: Request, user: str, sender: Sender | None, nest_id: int | None, now: float
@@ -324,6 +385,7 @@ class Dispatcher:
         where: NestCommands | FleetCommands | UnknownNest,
         nest_id: int | None,
         now: float,
+        expiry_s: float | None = None,
     ) -> Decision:
         if isinstance(where, UnknownNest):
             known = ", ".join(str(n) for n in sorted(self.nest_ids))
@@ -336,14 +398,20 @@ class Dispatcher:
                 at=now,
             )
         issued_s = request.issued_at.timestamp()
-        if now > issued_s + request.ttl_s:
-            late_s = now - issued_s - request.ttl_s
+        # the earlier of the payload's ttl and the MQTT 5 message's expiry (what was left of it when
+        # read; a broker never delivers an expired message, so that one has not passed yet)
+        deadlines = [issued_s + request.ttl_s] if request.ttl_s is not None else []
+        if expiry_s is not None:
+            deadlines.append(now + expiry_s)
+        deadline_s = min(deadlines)
+        if now > deadline_s:
+            late_s = now - deadline_s
             return self._refuse_request(
                 request,
                 sender,
                 nest_id,
                 ErrorCode.EXPIRED,
-                f"expired {late_s:.1f} s ago (ttl {request.ttl_s:g} s); not executed",
+                f"expired {late_s:.1f} s ago ({_lifetime(request.ttl_s, expiry_s)}); not executed",
                 at=now,
             )
         if issued_s > now + self.max_future_skew_s:
@@ -399,7 +467,7 @@ class Dispatcher:
             actor_id=sender.user,
             actor_role=sender.role,
             issued_at_unix_s=issued_s,
-            deadline_unix_s=issued_s + request.ttl_s,
+            deadline_unix_s=deadline_s,
             received_at_unix_s=now,
             channel=sender.channel,
         )

@@ -36,6 +36,7 @@ async def test_api_through_the_embedded_broker(tmp_path: Path) -> None:
         controller = FakeController(step_s=0.02)
         settings = MqttSettings(
             broker=broker.url,
+            protocol="3.1.1",  # the embedded broker (amqtt) speaks no MQTT 5
             root=ROOT,
             username=account.service_user,
             password=SecretStr(account.service_password),

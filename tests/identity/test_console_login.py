@@ -33,6 +33,7 @@ async def service(tmp_path: Path) -> AsyncIterator[tuple[str, FakeController]]:
     controller = FakeController(step_s=0.02)
     settings = MqttSettings(
         broker=f"mqtt://127.0.0.1:{port}",
+        protocol="3.1.1",  # the embedded broker (amqtt) speaks no MQTT 5
         username=account.service_user,
         password=SecretStr(account.service_password),
     )

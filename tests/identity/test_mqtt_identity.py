@@ -55,6 +55,7 @@ class Broker:
     root: str
     service_user: str
     service_password: str
+    protocol: str = "5"  # the embedded broker (amqtt) speaks MQTT 3.1.1 only
 
 
 def _users(tmp_path: Path) -> tuple[Path, str, str]:
@@ -118,7 +119,7 @@ async def embedded(tmp_path: Path, root: str) -> AsyncIterator[Broker]:
     users_file, service_user, service_password = _users(tmp_path)
     port = free_tcp_port()
     async with EmbeddedBroker("127.0.0.1", port, users_file=users_file, root=root):
-        yield Broker(port, users_file, root, service_user, service_password)
+        yield Broker(port, users_file, root, service_user, service_password, protocol="3.1.1")
 
 
 @contextlib.asynccontextmanager
@@ -141,6 +142,7 @@ async def service(broker: Broker) -> AsyncIterator[FakeController]:
         root=broker.root,
         username=broker.service_user,
         password=SecretStr(broker.service_password),
+        protocol=broker.protocol,
     )
     api = MqttApi(settings, controller, role_of=Directory(broker.users_file).role_of)
     task = asyncio.create_task(api.run(), name="test.api")

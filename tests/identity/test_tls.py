@@ -61,6 +61,7 @@ async def test_embedded_broker_tls_with_and_without_the_ca(tmp_path: Path) -> No
         # the service over mqtts:// with the CA
         settings = MqttSettings(
             broker=f"mqtts://127.0.0.1:{secure}",
+            protocol="3.1.1",  # the embedded broker (amqtt) speaks no MQTT 5
             tls=TlsSettings(ca_file=tls_files["ca.pem"]),
             username=account.service_user,
             password=SecretStr(account.service_password),

@@ -43,6 +43,7 @@ class ExitCode(IntEnum):
 
 _BY_CODE: dict[ErrorCode, ExitCode] = {
     ErrorCode.MALFORMED: ExitCode.USAGE,
+    ErrorCode.NO_REPLY_ADDRESS: ExitCode.USAGE,
     ErrorCode.INVALID_ARGS: ExitCode.USAGE,
     ErrorCode.UNKNOWN_NEST: ExitCode.USAGE,
     ErrorCode.UNKNOWN_METHOD: ExitCode.UNSUPPORTED,

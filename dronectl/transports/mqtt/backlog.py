@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
+from dronectl.operations.requests import Delivery
+
 PER_SENDER = 256  # messages waiting per sender
 TOTAL = 4096  # messages waiting in all
 
@@ -28,6 +30,8 @@ class Received:
     retained: bool
     received_at_unix_s: float  # when it was read from the broker
     sender: str  # the topic's user ("" when the topic names none)
+    delivery: Delivery | None = None  # what an MQTT 5 message carries for the request
+    correlation: bytes | None = None  # MQTT 5 Correlation Data, given back on every answer
 
 
 class Backlog:

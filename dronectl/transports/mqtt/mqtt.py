@@ -37,10 +37,12 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from datetime import UTC, datetime
 from functools import partial
-from typing import cast
+from typing import Any, cast
 
 import structlog
-from aiomqtt import Client, Message, MqttError, TLSParameters, Will
+from aiomqtt import Client, Message, MqttError, ProtocolVersion, TLSParameters, Will
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from pydantic import BaseModel
 
 from dronectl.domain.roles import Channel, Role
@@ -59,6 +61,7 @@ from dronectl.operations.models import (
 from dronectl.operations.port import Command, Controller
 from dronectl.operations.requests import (
     AwaitFirst,
+    Delivery,
     Execute,
     Ignore,
     IncidentAccepted,
@@ -129,6 +132,32 @@ def _payload_bytes(message: Message) -> bytes:
     return str(payload if payload is not None else "").encode()
 
 
+def _delivery(message: Message) -> tuple[Delivery | None, bytes | None]:
+    """An MQTT 5 message's Response Topic and expiry (for the request), and its Correlation Data
+    (given back on the answers). User properties are not read: they name no one."""
+    props = message.properties
+    if props is None:
+        return None, None
+    response_topic = getattr(props, "ResponseTopic", None)
+    expiry = getattr(props, "MessageExpiryInterval", None)
+    correlation = getattr(props, "CorrelationData", None)
+    delivery = None
+    if response_topic is not None or expiry is not None:
+        delivery = Delivery(
+            response_topic=str(response_topic) if response_topic is not None else None,
+            expiry_s=float(expiry) if expiry is not None else None,
+        )
+    return delivery, bytes(correlation) if correlation is not None else None
+
+
+def _answer_properties(correlation: bytes | None) -> Properties | None:
+    if correlation is None:
+        return None
+    props = Properties(PacketTypes.PUBLISH)
+    props.CorrelationData = correlation
+    return props
+
+
 def make_client(
     settings: MqttSettings,
     identifier: str,
@@ -151,6 +180,11 @@ def make_client(
             cert_reqs=ssl.CERT_REQUIRED,
         )
     username, password = settings.credentials()
+    version: dict[str, Any] = {"clean_session": clean_session}
+    if settings.protocol == "5":  # a session kept for session_expiry_s instead of clean session off
+        connect = Properties(PacketTypes.CONNECT)
+        connect.SessionExpiryInterval = 0 if clean_session else settings.session_expiry_s
+        version = {"protocol": ProtocolVersion.V5, "clean_start": clean_session, "properties": connect}
     return Client(
         address.host,
         address.port,
@@ -158,8 +192,8 @@ def make_client(
         password=password,
         identifier=identifier,
         will=will,
-        clean_session=clean_session,
         keepalive=settings.keepalive_s,
+        **version,
         timeout=5.0,
         queue_type=queue_type,
         tls_params=tls_params,
@@ -309,8 +343,15 @@ class MqttApi:
             log.warning("mqtt.unexpected_topic", topic=topic)
             return
         self.received += 1
+        delivery, correlation = _delivery(message)
         item = Received(
-            topic, _payload_bytes(message), message.retain, received_at, self.topics.sender(topic) or ""
+            topic,
+            _payload_bytes(message),
+            message.retain,
+            received_at,
+            self.topics.sender(topic) or "",
+            delivery,
+            correlation,
         )
         dropped = self.backlog.put(item)
         if dropped is not None:
@@ -338,7 +379,12 @@ class MqttApi:
                 continue
             try:
                 await self._handle(
-                    item.topic, item.payload, retained=item.retained, received_at=item.received_at_unix_s
+                    item.topic,
+                    item.payload,
+                    retained=item.retained,
+                    received_at=item.received_at_unix_s,
+                    delivery=item.delivery,
+                    correlation=item.correlation,
                 )
             except Exception:  # one bad message, a bug or an audit write error: logged, never silent
                 log.exception("mqtt.handle_failed", topic=item.topic)
@@ -378,8 +424,17 @@ class MqttApi:
         return Sender(user, role, Channel.MQTT) if user is not None and role is not None else None
 
     async def _handle(
-        self, topic: str, payload: bytes, *, retained: bool, received_at: float | None = None
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        retained: bool,
+        received_at: float | None = None,
+        delivery: Delivery | None = None,
+        correlation: bytes | None = None,
     ) -> None:
+        """``delivery``, ``correlation``: an MQTT 5 message's properties (Response Topic, expiry;
+        Correlation Data, on every answer to it)."""
         sender = self._sender(topic)
         if isinstance(self.topics.parse(topic, self.nest_ids), Incidents):
             if retained:
@@ -393,7 +448,7 @@ class MqttApi:
             return
         try:
             decision = await self.gateway.decide(
-                topic, payload, sender, retained=retained, received_at_unix_s=received_at
+                topic, payload, sender, retained=retained, received_at_unix_s=received_at, delivery=delivery
             )  # audited there
         except RefusalNotRecordedError as exc:  # logged with its cause; the sender still answered
             log.error("mqtt.refusal_not_recorded", topic=topic, id=exc.decision.reply.id, exc_info=exc)
@@ -405,17 +460,23 @@ class MqttApi:
                 log.info("mqtt.refused", topic=topic, id=decision.reply.id, error=decision.event.message)
                 self._later(partial(self.gateway.announce, decision.event))  # here and on every transport
             if decision.reply_to is not None and (decision.alone or self._may_answer(decision.user or "")):
-                self._later(partial(self._publish, decision.reply_to, decision.reply, qos=1))
+                answer = partial(
+                    self._publish, decision.reply_to, decision.reply, qos=1, correlation=correlation
+                )
+                self._later(answer)
         elif isinstance(decision, Repeat):
             log.info("mqtt.repeated", topic=topic, id=decision.reply.id)
             if decision.reply_to is not None:
-                self._later(partial(self._publish, decision.reply_to, decision.reply, qos=1))
+                answer = partial(
+                    self._publish, decision.reply_to, decision.reply, qos=1, correlation=correlation
+                )
+                self._later(answer)
         elif isinstance(decision, AwaitFirst):
-            self._answer_copy(decision)
+            self._answer_copy(decision, correlation)
         elif isinstance(decision, Execute):
             assert self._tasks is not None
             self._tasks.create_task(
-                self._execute(decision.command, decision.reply_to),
+                self._execute(decision.command, decision.reply_to, correlation),
                 name=f"mqtt.command[{decision.command.id}]",
             )
 
@@ -435,7 +496,7 @@ class MqttApi:
             self._reply_budget = {u: b for u, b in self._reply_budget.items() if b[0] == second}
         return True
 
-    def _answer_copy(self, copy: AwaitFirst) -> None:
+    def _answer_copy(self, copy: AwaitFirst, correlation: bytes | None = None) -> None:
         """A copy of a command still waiting for its first outcome: answered once that exists."""
         log.info("mqtt.repeated", id=copy.command_id, pending=True)
         reply_to = copy.reply_to
@@ -449,15 +510,16 @@ class MqttApi:
                 error=ErrorBody(code=ErrorCode.BUSY, message=message),
                 repeated=True,
             )
-            self._later(partial(self._publish, reply_to, busy, qos=1))
+            self._later(partial(self._publish, reply_to, busy, qos=1, correlation=correlation))
             return
         assert self._tasks is not None
         self._waiting_copies += 1
         self._tasks.create_task(
-            self._answer_when_first(copy.command_id, reply_to), name=f"mqtt.copy[{copy.command_id}]"
+            self._answer_when_first(copy.command_id, reply_to, correlation),
+            name=f"mqtt.copy[{copy.command_id}]",
         )
 
-    async def _answer_when_first(self, command_id: str, reply_to: str) -> None:
+    async def _answer_when_first(self, command_id: str, reply_to: str, correlation: bytes | None) -> None:
         try:
             async with asyncio.timeout(FIRST_OUTCOME_WAIT_S):
                 first = await self.gateway.first_outcome_of(command_id)
@@ -472,26 +534,44 @@ class MqttApi:
             )
         finally:
             self._waiting_copies -= 1
-        await self._publish(reply_to, answer, qos=1)
+        await self._publish(reply_to, answer, qos=1, correlation=correlation)
 
-    async def _execute(self, command: Command, reply_to: str | None) -> None:
-        """Relay the controller's updates to ``reply_to``: the first as the Reply, then Progress."""
+    async def _execute(
+        self, command: Command, reply_to: str | None, correlation: bytes | None = None
+    ) -> None:
+        """Relay the controller's updates to ``reply_to``: the first as the Reply, then Progress
+        (each with the request's MQTT 5 Correlation Data, if it had any)."""
 
         async def send(answer: Reply | Progress) -> None:
             if reply_to is not None:
-                await self._publish(reply_to, answer, qos=1)
+                await self._publish(reply_to, answer, qos=1, correlation=correlation)
 
         await self.gateway.execute(command, send, send)
 
     # --- outgoing ---------------------------------------------------------------------------
 
-    async def _publish(self, topic: str, model: BaseModel, *, qos: int, retain: bool = False) -> bool:
-        """Publish if connected; while offline the message is dropped (never queued for later)."""
+    async def _publish(
+        self,
+        topic: str,
+        model: BaseModel,
+        *,
+        qos: int,
+        retain: bool = False,
+        correlation: bytes | None = None,
+    ) -> bool:
+        """Publish if connected; while offline the message is dropped (never queued for later).
+        ``correlation``: MQTT 5 Correlation Data of the request answered."""
         client = self._client
         if client is None:
             return False
         try:
-            await client.publish(topic, model.model_dump_json(), qos=qos, retain=retain)
+            await client.publish(
+                topic,
+                model.model_dump_json(),
+                qos=qos,
+                retain=retain,
+                properties=_answer_properties(correlation),
+            )
         except MqttError as exc:
             log.info("mqtt.publish_dropped", topic=topic, error=str(exc))
             return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -70,6 +71,14 @@ class MqttSettings(BaseModel):
     )
     embedded_host: str = "127.0.0.1"
     embedded_port: int = Field(default=1883, ge=1, le=65535)
+    embedded_broker: Literal["auto", "mosquitto", "amqtt"] = Field(
+        default="auto",
+        description="which embedded broker: Mosquitto when the machine has it (auto), else amqtt "
+        "(MQTT 3.1.1 only, no WebSockets: see transports/mqtt/mosquitto.py)",
+    )
+    embedded_ws_port: int | None = Field(
+        default=None, ge=1, le=65535, description="the embedded Mosquitto's MQTT-over-WebSockets port"
+    )
     username: str | None = None
     password: SecretStr | None = None
     tls: TlsSettings | None = Field(default=None, description="also implied by an mqtts:// URL")
@@ -83,6 +92,17 @@ class MqttSettings(BaseModel):
         default=True,
         description="clean session off: the broker keeps the command subscription (QoS 1) and "
         "what is published to it while the service is away",
+    )
+    protocol: Literal["5", "3.1.1"] = Field(
+        default="5",
+        description="MQTT version spoken to the broker: 5 (Response Topic, Correlation Data and "
+        "message expiry honoured on requests), or 3.1.1 for a broker without MQTT 5",
+    )
+    session_expiry_s: int = Field(
+        default=3600,
+        ge=0,
+        description="MQTT 5: how long the broker keeps a persistent session (its subscriptions and "
+        "the QoS 1 commands sent to it) while the service is away",
     )
     keepalive_s: int = Field(default=15, ge=5, le=600)
     telemetry_airborne_hz: float = Field(default=2.0, gt=0.0, le=50.0)

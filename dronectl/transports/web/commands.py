@@ -38,6 +38,7 @@ FIRST_REPLY_TIMEOUT_S = 15.0
 
 STATUS: dict[ErrorCode, int] = {
     ErrorCode.MALFORMED: 400,
+    ErrorCode.NO_REPLY_ADDRESS: 400,  # never on HTTP (the response is the answer)
     ErrorCode.UNKNOWN_METHOD: 400,
     ErrorCode.INVALID_ARGS: 422,
     ErrorCode.UNKNOWN_NEST: 404,
