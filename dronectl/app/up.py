@@ -46,6 +46,7 @@ from dronectl.operations.tokens import DEFAULT_TOKENS_FILE, TokenFile
 from dronectl.operations.topics import Topics
 from dronectl.operations.users import DEFAULT_USERS_FILE, Directory, bootstrap
 from dronectl.transports.mqtt.broker import BrokerTls
+from dronectl.transports.mqtt.mosquitto import find_mosquitto
 from dronectl.transports.mqtt.settings import MqttSettings, parse_broker_url, redact_url
 from dronectl.transports.web.auth import TokenAuthority
 from dronectl.transports.web.cors import origins_of
@@ -99,6 +100,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--mqtt-port", type=int, default=1883, help="embedded broker port (next free one if taken)"
+    )
+    parser.add_argument(
+        "--embedded-broker",
+        choices=("auto", "mosquitto", "amqtt"),
+        default="auto",
+        help="the embedded broker: Mosquitto where the machine has it (auto), else amqtt (MQTT 3.1.1 "
+        "only, no WebSockets)",
+    )
+    parser.add_argument(
+        "--mqtt-ws-port",
+        type=int,
+        default=9001,
+        help="the embedded Mosquitto's MQTT over WebSockets, for browsers (next free if taken)",
     )
     parser.add_argument(
         "--http-port", type=int, default=8080, help="command-center page and HTTP API (next free if taken)"
@@ -311,16 +325,30 @@ async def run(args: argparse.Namespace) -> int:
         return 2
     service_password = SecretStr(account.service_password)
     client_id = mqtt_client_id(args.instance_id, args.audit)
+    ws_url: str | None = None
     try:
         if args.broker is None:
+            kind = args.embedded_broker
+            if kind != "amqtt" and find_mosquitto() is None:
+                if kind == "mosquitto":
+                    sys.stderr.write("--embedded-broker mosquitto: no mosquitto 2 on this machine\n")
+                    return 2
+                kind = "amqtt"
             port = embedded_port("127.0.0.1", args.mqtt_port)
+            ws_port = None
+            if kind == "mosquitto":
+                ws_port = embedded_port("127.0.0.1", args.mqtt_ws_port, "the broker's WebSocket listener")
             mqtt = MqttSettings(
                 embedded_port=port,
+                embedded_broker=kind,
+                embedded_ws_port=ws_port,
                 username=account.service_user,
                 password=service_password,
                 client_id=client_id,
             )
-            broker_url = f"mqtt://127.0.0.1:{port} (embedded)"
+            broker_url = f"mqtt://127.0.0.1:{port} (embedded {kind})"
+            if ws_port is not None:
+                ws_url = f"ws://127.0.0.1:{ws_port}/ (embedded {kind})"
         else:
             address = parse_broker_url(args.broker)
             mqtt = MqttSettings(broker=args.broker, client_id=client_id)
@@ -501,6 +529,8 @@ async def run(args: argparse.Namespace) -> int:
         }
         if broker_tls is not None:
             line["mqtts"] = f"mqtts://127.0.0.1:{broker_tls.port} (embedded)"
+        if ws_url is not None:
+            line["mqtt_ws"] = ws_url
         log.info("dronectl.up", **line, audit=redact(str(audit_path)), users=str(users_file))
         if account.first_user is not None:  # shown once, on stdout only (never logged)
             line["login"] = {"user": account.first_user, "password": account.first_password}
