@@ -126,6 +126,11 @@ def document(root: str = DEFAULT_ROOT) -> dict[str, Any]:
                 "repeated id is answered with its first outcome; retained commands are never executed. "
                 "reply_to must lie under <root>/replies/<user> (readable only by that user); a request "
                 "whose reply_to, actor or user is not the sender's is refused with code identity. "
+                "Over MQTT 5 the standard Response Topic takes the place of reply_to (same rule) and "
+                "every answer carries the request's Correlation Data; the Message Expiry Interval "
+                "bounds the deadline and may stand in for ttl_s. A request with neither reply_to nor a "
+                "Response Topic is refused with code no_reply_address (an event says so) and never "
+                "runs. User properties are not read: they name no one. "
                 "Incidents need a role that may report them (commander, automation, reporter). "
                 "The root is configurable; it is shown here as "
                 f"{root}. Methods, their roles and argument schemas are listed under x-dronectl-methods."
@@ -136,9 +141,17 @@ def document(root: str = DEFAULT_ROOT) -> dict[str, Any]:
             "embedded": {
                 "host": "localhost:1883",
                 "protocol": "mqtt",
-                "protocolVersion": "3.1.1",
+                "protocolVersion": "5",
                 "description": "the embedded broker the service starts when none is configured "
-                "(user name and password from the users file)",
+                "(user name and password from the users file): Mosquitto where the machine has it "
+                "(MQTT 5 and 3.1.1), else amqtt (3.1.1 only)",
+            },
+            "embeddedWebSockets": {
+                "host": "localhost:9001",
+                "protocol": "ws",
+                "protocolVersion": "5",
+                "description": "MQTT over WebSockets for browsers, beside the embedded Mosquitto "
+                "(the same users and ACL)",
             },
         },
         "channels": {
