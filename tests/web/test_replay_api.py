@@ -1,7 +1,9 @@
 """After the incident over HTTP (dronectl/transports/web/replay.py): the incidents listed, one
 incident's replay as JSON (its shape, from the audit store the service writes), the recordings
 with byte ranges, the evidence package for a commander (audited with the user as actor); an
-unknown incident is a 404 that says so, a role that may not is refused."""
+unknown incident is a 404 that says so, a role that may not is refused. The flights listed, a
+flight's and a time range's replay (no incident, its subject said); an unknown flight a 404, a
+malformed, reversed or too long range a 400 that says why."""
 
 from __future__ import annotations
 

@@ -6,7 +6,9 @@ replayed: scrubbed to a chosen moment, the drone's marker is where the audit sto
 it (linear between the two samples around it), the <video> is at the recording's matching
 second; played at 1x, the video's currentTime advances and stays with the replay's clock, the
 timeline lights what has happened; back to live, the live map again. A commander's "Export
-evidence" downloads the package, which verifies."""
+evidence" downloads the package, which verifies. Flight f-1 picked in the flight list, and the
+range T0..T0 + 30 typed in a browser on UTC+8, are replayed the same way: the marker where the
+track puts it at a scrubbed moment."""
 
 from __future__ import annotations
 
