@@ -112,14 +112,18 @@ def commands(
 
 
 def transitions(
-    conn: Connection, nest_id: int, since_unix_s: float | None, until_unix_s: float | None
+    conn: Connection, nest_id: int | None, since_unix_s: float | None, until_unix_s: float | None
 ) -> list[TransitionRow]:
-    where = ["nest_id = ?"]
-    params: list[Any] = [nest_id]
+    """One nest's transitions (every nest's with ``nest_id`` None) in recording order."""
+    where: list[str] = []
+    params: list[Any] = []
+    if nest_id is not None:
+        where.append("nest_id = ?")
+        params.append(nest_id)
     _time_range(where, params, "at_unix_s", since_unix_s, until_unix_s)
     rows = conn.execute(
-        "SELECT seq, nest_id, at_unix_s, from_state, to_state, cause FROM transitions WHERE "
-        + " AND ".join(where)
+        "SELECT seq, nest_id, at_unix_s, from_state, to_state, cause FROM transitions"
+        + (" WHERE " + " AND ".join(where) if where else "")
         + " ORDER BY seq",
         params,
     )
@@ -174,6 +178,21 @@ def flights(conn: Connection, nest_id: int | None, limit: int) -> list[FlightRow
     params: tuple[Any, ...] = () if nest_id is None else (nest_id,)
     rows = conn.execute(
         f"{_FLIGHT_SELECT}{where} ORDER BY f.started_at_unix_s DESC, f.rowid DESC LIMIT ?", (*params, limit)
+    )
+    return [_flight(r) for r in rows]
+
+
+def flights_between(
+    conn: Connection, since_unix_s: float, until_unix_s: float, limit: int
+) -> list[FlightRow]:
+    """The flights in the air at some moment of [since, until): started before ``until``, not
+    ended before ``since`` (a flight not ended yet counts), first started first. The same SQL on
+    both dialects: a plain join and comparisons."""
+    rows = conn.execute(
+        f"{_FLIGHT_SELECT} WHERE f.started_at_unix_s < ?"
+        " AND (e.ended_at_unix_s IS NULL OR e.ended_at_unix_s >= ?)"
+        " ORDER BY f.started_at_unix_s, f.rowid LIMIT ?",
+        (until_unix_s, since_unix_s, limit),
     )
     return [_flight(r) for r in rows]
 

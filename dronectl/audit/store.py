@@ -519,9 +519,10 @@ class AuditStore:
         )
 
     async def transitions(
-        self, nest_id: int, *, since_unix_s: float | None = None, until_unix_s: float | None = None
+        self, nest_id: int | None, *, since_unix_s: float | None = None, until_unix_s: float | None = None
     ) -> list[TransitionRow]:
-        """A nest's transitions in recording order."""
+        """A nest's transitions (every nest's with ``nest_id`` None) in [since, until), in recording
+        order."""
         return await self._writer.submit(
             lambda conn: queries.transitions(conn, nest_id, since_unix_s, until_unix_s), write=False
         )
@@ -533,6 +534,15 @@ class AuditStore:
     async def flights(self, *, nest_id: int | None = None, limit: int = 100) -> list[FlightRow]:
         """The latest flights (of one nest, or all), newest first."""
         return await self._writer.submit(lambda conn: queries.flights(conn, nest_id, limit), write=False)
+
+    async def flights_between(
+        self, since_unix_s: float, until_unix_s: float, *, limit: int = 100
+    ) -> list[FlightRow]:
+        """The flights in the air at some moment of [since, until) (started before ``until``, not
+        ended before ``since``), first started first."""
+        return await self._writer.submit(
+            lambda conn: queries.flights_between(conn, since_unix_s, until_unix_s, limit), write=False
+        )
 
     async def open_flights(self, *, nest_id: int | None = None) -> list[FlightRow]:
         """Flights started and never ended: on restart, the drones to re-attach to."""

@@ -22,6 +22,14 @@ class UnknownIncidentError(EvidenceError):
     """No incident of that id in the audit store."""
 
 
+class UnknownFlightError(EvidenceError):
+    """No flight of that id in the audit store."""
+
+
+class ReplayRangeError(EvidenceError):
+    """A time range that cannot be replayed: reversed, empty, too long, or too busy."""
+
+
 def timeline(rows: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Everything in the rows, one entry per fact, in time order."""
     out: list[dict[str, Any]] = []

@@ -66,8 +66,9 @@ MESSAGE = """([kind, text]) => [...document.querySelectorAll(`#messages li.${kin
 
 
 @contextlib.asynccontextmanager
-async def chromium(profile_dir: Path, extra_args: Sequence[str] = ()) -> AsyncIterator[Any]:
-    """A persistent browser context on a fresh profile (Playwright's BrowserContext)."""
+async def chromium(profile_dir: Path, extra_args: Sequence[str] = (), **options: Any) -> AsyncIterator[Any]:
+    """A persistent browser context on a fresh profile (Playwright's BrowserContext); ``options``:
+    more of its options (``timezone_id``: the browser's local time)."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
@@ -77,6 +78,7 @@ async def chromium(profile_dir: Path, extra_args: Sequence[str] = ()) -> AsyncIt
             args=[*CHROMIUM_ARGS, *extra_args],
             headless=True,
             viewport={"width": 1600, "height": 1000},
+            **options,
         )
         try:
             yield browser

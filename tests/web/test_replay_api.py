@@ -1,13 +1,16 @@
 """After the incident over HTTP (dronectl/transports/web/replay.py): the incidents listed, one
 incident's replay as JSON (its shape, from the audit store the service writes), the recordings
 with byte ranges, the evidence package for a commander (audited with the user as actor); an
-unknown incident is a 404 that says so, a role that may not is refused."""
+unknown incident is a 404 that says so, a role that may not is refused. The flights listed, a
+flight's and a time range's replay (no incident, its subject said); an unknown flight a 404, a
+malformed, reversed or too long range a 400 that says why."""
 
 from __future__ import annotations
 
 import io
 import json
 import zipfile
+from datetime import datetime
 
 import pytest
 
@@ -154,3 +157,96 @@ async def test_the_page_greys_the_export_button_except_for_a_commander(web_api: 
     for role, allowed in ((Role.COMMANDER, True), (Role.PILOT, False), (Role.OBSERVER, False)):
         async with web_api.client.get("/api/me", headers=web_api.headers(role)) as res:
             assert ("evidence.export" in (await res.json())["methods"]) is allowed
+
+
+# --- a flight's and a time range's replay ---------------------------------------------------------
+
+
+async def test_the_flights_listed_and_one_flights_replay(incident: Web) -> None:
+    status, listed = await _get(incident, "/api/flights?limit=5")
+    assert status == 200 and listed == {
+        "flights": [
+            {"id": "f-1", "nest_id": 7, "started_at_unix_s": T0 + 2, "ended_at_unix_s": T0 + 20,
+             "outcome": "completed"}
+        ]
+    }  # fmt: skip
+    status, body = await _get(incident, "/api/flights/f-1/replay", Role.PILOT)
+    assert status == 200 and isinstance(body, dict)
+    assert body["subject"] == {"kind": "flight", "flight_id": "f-1", "nest_id": 7}
+    assert body["incident"] is None and body["milestones"] == []
+    # from the command that launched it (T0 + 1) to the flight's end
+    assert body["window"] == {"since_unix_s": T0 + 1, "until_unix_s": pytest.approx(T0 + 20.001)}
+    [flight] = body["flights"]
+    assert flight["flight_id"] == "f-1" and len(flight["track"]) == 5
+    [launch] = body["commands"]  # the incident has no nest: not the nest's command
+    assert launch["method"] == "launch" and launch["actor"] == {"id": "dispatcher", "role": "automation"}
+    assert [t["to"] for t in body["transitions"]] == ["launching"]
+    assert [v["url"] for v in body["videos"]] == ["/recordings/nest07-f-1.mp4"]
+    assert [s["id"] for s in body["snapshots"]] == [SNAPSHOT] and body["notes"] == []
+
+
+async def test_an_unknown_flight_is_a_404_that_says_so(incident: Web) -> None:
+    status, body = await _get(incident, "/api/flights/no-such/replay")
+    assert status == 404
+    assert body == {"error": "unknown_flight", "message": "no flight 'no-such' in the audit store"}
+    status, body = await _get(incident, "/api/flights?limit=many")
+    assert status == 400 and isinstance(body, dict) and body["error"] == "bad_limit"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        f"since={T0}&until={T0 + 30}",  # Unix seconds
+        "since=2025-12-13T15:15:00%2B08:00&until=2025-12-13T07:15:30Z",  # ISO 8601, two offsets
+    ],
+)
+async def test_a_time_ranges_replay(incident: Web, query: str) -> None:
+    assert datetime.fromisoformat("2025-12-13T07:15:00Z").timestamp() == T0
+    status, body = await _get(incident, f"/api/replay?{query}")
+    assert status == 200 and isinstance(body, dict), body
+    assert body["subject"] == {"kind": "range", "since_unix_s": T0, "until_unix_s": T0 + 30}
+    assert body["window"] == {"since_unix_s": T0, "until_unix_s": T0 + 30}
+    assert body["incident"] is None and body["milestones"] == []
+    assert [f["flight_id"] for f in body["flights"]] == ["f-1"]
+    # every command in the range, the incident too (a command of no nest)
+    assert [(c["method"], c["actor"]["id"]) for c in body["commands"]] == [
+        ("incident", "cc-1"),
+        ("launch", "dispatcher"),
+    ]
+    assert [t["nest_id"] for t in body["transitions"]] == [7]
+    assert [v["url"] for v in body["videos"]] == ["/recordings/nest07-f-1.mp4"]
+
+
+async def test_a_range_with_no_flight_is_an_empty_replay(incident: Web) -> None:
+    status, body = await _get(incident, f"/api/replay?since={T0 + 100}&until={T0 + 200}")
+    assert status == 200 and isinstance(body, dict)
+    assert (body["flights"], body["commands"], body["transitions"], body["videos"]) == ([], [], [], [])
+
+
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [
+        ("", "since: missing"),
+        (f"since={T0}", "until: missing"),
+        ("since=yesterday&until=1", "since: 'yesterday' is not ISO 8601 nor Unix seconds"),
+        ("since=2025-12-13T07:15:00&until=2025-12-13T08:15:00Z", "has no UTC offset"),
+        (f"since={T0}&until=nan", "until: 'nan' is not a time"),
+        (f"since={T0 + 30}&until={T0}", "until must be after since"),
+        (f"since={T0}&until={T0 + 24 * 3600 + 1}", "a range of at most 24 h"),
+    ],
+)
+async def test_a_bad_range_is_a_400_that_says_why(incident: Web, query: str, said: str) -> None:
+    status, body = await _get(incident, f"/api/replay?{query}")
+    assert status == 400 and isinstance(body, dict), body
+    assert body["error"] == "bad_range" and said in body["message"], body
+
+
+@pytest.mark.parametrize("role", [Role.AUTOMATION, Role.REPORTER])
+async def test_roles_outside_the_command_center_may_not_replay_a_flight_or_a_range(
+    incident: Web, role: Role
+) -> None:
+    for path in ("/api/flights", "/api/flights/f-1/replay", f"/api/replay?since={T0}&until={T0 + 30}"):
+        status, text = await _get(incident, path, role)
+        assert status == 403 and f"role {role.value} may not replay.view" in str(text), path
+        async with incident.client.get(path) as res:
+            assert res.status == 401, path  # no token

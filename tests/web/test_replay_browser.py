@@ -6,7 +6,9 @@ replayed: scrubbed to a chosen moment, the drone's marker is where the audit sto
 it (linear between the two samples around it), the <video> is at the recording's matching
 second; played at 1x, the video's currentTime advances and stays with the replay's clock, the
 timeline lights what has happened; back to live, the live map again. A commander's "Export
-evidence" downloads the package, which verifies."""
+evidence" downloads the package, which verifies. Flight f-1 picked in the flight list, and the
+range T0..T0 + 30 typed in a browser on UTC+8, are replayed the same way: the marker where the
+track puts it at a scrubbed moment."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import pytest
 from dronectl.domain.evidence import verify
 from dronectl.operations.models import Actor, Role
 from tests.evidence.test_evidence_package import T0, record_incident
-from tests.web.browser import CHROMIUM, NEST_COUNT, chromium, signed_in, wait_js
+from tests.web.browser import CHROMIUM, MESSAGE, NEST_COUNT, chromium, signed_in, wait_js
 from tests.web.conftest import Web
 
 assert CHROMIUM.exists(), "Debian's chromium is not installed: scripts/system-deps.sh installs it"
@@ -163,3 +165,101 @@ async def test_a_commander_downloads_the_evidence_package(web_api: Web, tmp_path
             assert verify({n: z.read(n) for n in z.namelist()}, "audit/rows.json").intact
         [record] = [c for c in await web_api.audit.commands() if c["method"] == "evidence.export"]
         assert (record["actor_id"], record["channel"]) == ("commander-1", "http")
+
+
+# --- a flight, a time range ---------------------------------------------------------------------
+
+REPLAYED = """() => { const r = window.commandCenter.replay;
+  return r && r.data && {subject: r.data.subject, incident: r.data.incident, t0: r.t0, t1: r.t1,
+                         flights: r.data.flights.map((f) => f.flight_id)}; }"""
+# what the panel shows (the computed style: a rule's display must not undo [hidden])
+SHOWN = """() => Object.fromEntries(
+  ['btn-evidence', 'replay-pick-incident', 'replay-pick-flight', 'replay-pick-range']
+    .map((id) => [id, getComputedStyle(document.getElementById(id)).display !== 'none']))"""
+
+
+async def _scrub_from(page: Any, t: float) -> None:
+    """The slider to ``t``: its value is the time since the replay's start (its t0)."""
+    await page.evaluate(
+        """(t) => { const r = document.getElementById('replay-scrub');
+                    r.value = String(t - window.commandCenter.replayer.t0);
+                    r.dispatchEvent(new Event('input')); }""",
+        t,
+    )
+
+
+async def _marker_at(page: Any, track: list[Any], t: float) -> None:
+    await _scrub_from(page, t)
+    marker = await wait_js(page, MARKER, 10, "the replayed drone")
+    assert marker["nest"] == "7" and marker["t"] == pytest.approx(t)
+    lat, lon = at(track, t)
+    assert marker["lat"] == pytest.approx(lat, abs=2e-6) and marker["lon"] == pytest.approx(lon, abs=2e-6)
+
+
+async def test_a_flight_picked_in_the_list_is_replayed_on_its_track(web_api: Web, tmp_path: Path) -> None:
+    await record_incident(web_api.audit, web_api.recordings, web_api.snapshots, video_s=8)
+    detail = await web_api.audit.flight("f-1")
+    assert detail is not None
+    async with _replaying(web_api, tmp_path, Role.PILOT) as page:
+        assert await page.evaluate(SHOWN) == {
+            "btn-evidence": True,
+            "replay-pick-incident": True,
+            "replay-pick-flight": False,
+            "replay-pick-range": False,
+        }
+        await page.select_option("#replay-kind", "flight")
+        assert await page.evaluate(SHOWN) == {
+            "btn-evidence": False,  # an incident's package only
+            "replay-pick-incident": False,
+            "replay-pick-flight": True,
+            "replay-pick-range": False,
+        }
+        listed = "() => !!document.querySelector('#replay-flight option[value=\"f-1\"]')"
+        await wait_js(page, listed, 15, "f-1 listed")
+        await page.select_option("#replay-flight", "f-1")
+        await page.click("#btn-replay")
+        replayed = await wait_js(page, REPLAYED, 15, "the flight's replay loaded")
+        assert replayed["subject"] == {"kind": "flight", "flight_id": "f-1", "nest_id": 7}
+        assert replayed["incident"] is None and replayed["flights"] == ["f-1"]
+        # from the launch command (T0 + 1) to the flight's end (T0 + 20)
+        assert replayed["t0"] == T0 + 1 and replayed["t1"] == pytest.approx(T0 + 20.001)
+        await _marker_at(page, detail["track"], CHOSEN)
+        await _marker_at(page, detail["track"], T0 + 8.5)
+        clock = await page.evaluate("() => document.getElementById('replay-clock').textContent")
+        assert clock.endswith("+0:07.5")  # since the replay's start, T0 + 1
+        offset = T0 + 8.5 - VIDEO_START
+        seek = (
+            f"() => {{ const v = ({VIDEO})(); return v.ready >= 1 && Math.abs(v.t - {offset}) < 0.05 && v; }}"
+        )
+        video = await wait_js(page, seek, 15, "the flight's video at that moment")
+        assert video["src"] == "/recordings/nest07-f-1.mp4"
+
+
+async def test_a_time_range_in_local_time_is_replayed(web_api: Web, tmp_path: Path) -> None:
+    await record_incident(web_api.audit, web_api.recordings, web_api.snapshots)
+    detail = await web_api.audit.flight("f-1")
+    assert detail is not None
+    # the browser in Changchun's time (UTC+8): T0 is 15:15:00 there
+    async with chromium(tmp_path / "profile", timezone_id="Asia/Shanghai") as browser:
+        actor = Actor(id="observer-1", role=Role.OBSERVER)
+        page = await signed_in(browser, str(web_api.client.make_url("/")), web_api.sessions, actor)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await wait_js(page, "() => !document.getElementById('replay').hidden", 30, "the replay panel")
+        await page.select_option("#replay-kind", "range")
+        await page.fill("#replay-since", "2025-12-13T15:15:30")
+        await page.fill("#replay-until", "2025-12-13T15:15:00")
+        await page.click("#btn-replay")
+        refused = await wait_js(page, MESSAGE, 10, "the reversed range refused", ["refused", "replay of"])
+        assert "until must be after since" in refused
+        assert await page.evaluate("() => !window.commandCenter.replay")
+
+        await page.fill("#replay-since", "2025-12-13T15:15:00")
+        await page.fill("#replay-until", "2025-12-13T15:15:30")
+        await page.click("#btn-replay")
+        replayed = await wait_js(page, REPLAYED, 15, "the range's replay loaded")
+        assert replayed["subject"] == {"kind": "range", "since_unix_s": T0, "until_unix_s": T0 + 30}
+        assert replayed["incident"] is None and replayed["flights"] == ["f-1"]
+        assert (replayed["t0"], replayed["t1"]) == (T0, T0 + 30)
+        await _marker_at(page, detail["track"], CHOSEN)
+        assert errors == []

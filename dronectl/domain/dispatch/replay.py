@@ -1,7 +1,11 @@
-"""An incident's after-action replay (issue 16), as the command-center page plays it: what the
-incident's audit rows (audit/evidence.py, the evidence package's own gathering) say, arranged on
-one clock. Pure: rows in, a JSON-ready dict out; where the pictures and recordings are fetched
-from is the caller's (``snapshot_url``, ``video_url``).
+"""The after-action replay (issue 16) of an incident, a flight or a time range, as the
+command-center page plays it: what the audit rows (audit/evidence.py, the evidence package's own
+gathering) say, arranged on one clock. Pure: rows in, a JSON-ready dict out; where the pictures
+and recordings are fetched from is the caller's (``snapshot_url``, ``video_url``).
+
+An incident's replay names the incident (``incident``) and its milestones. A flight's or a
+range's has ``incident`` None, no milestones, and says what it is in ``subject``: ``{"kind":
+"flight", "flight_id", "nest_id"}`` or ``{"kind": "range", "since_unix_s", "until_unix_s"}``.
 
 Times are Unix seconds. A track point's heading is its course over the ground (the bearing to
 the next point; the last point keeps the one before): the audit store records positions, not
@@ -100,9 +104,11 @@ def replay(
     snapshot_url: Callable[[str], str | None],
     video_url: Callable[[str], str | None],
 ) -> dict[str, Any]:
-    """The replay of the incident in ``rows``. ``snapshot_url(id)``, ``video_url(recorded path)``:
-    where the page fetches them, None when the file is not there (then said in ``notes``)."""
+    """The replay of the incident, flight or range in ``rows``. ``snapshot_url(id)``,
+    ``video_url(recorded path)``: where the page fetches them, None when the file is not there
+    (then said in ``notes``)."""
     incident = rows["incident"]
+    incident_id = incident["command_id"] if incident is not None else None
     nest_of = {d["flight"]["flight_id"]: d["flight"]["nest_id"] for d in rows["flights"]}
     events = [
         {
@@ -149,8 +155,9 @@ def replay(
                 "url": url,
             }
         )
-    return {
-        "incident": _incident(incident),
+    out: dict[str, Any] = {} if incident is not None else {"subject": dict(rows["subject"])}
+    return out | {
+        "incident": _incident(incident) if incident is not None else None,
         "window": dict(rows["window"]),
         "flights": [
             {
@@ -185,10 +192,10 @@ def replay(
                 "outcomes": _outcomes(c),
             }
             for c in rows["commands"]
-            if c["command_id"] != incident["command_id"]
+            if c["command_id"] != incident_id
         ],
         "events": events,
-        "milestones": _milestones(rows),
+        "milestones": _milestones(rows) if incident is not None else [],
         "snapshots": snapshots,
         "videos": videos,
         "notes": notes,

@@ -17,6 +17,7 @@
     ...                                 whatever the mounts add (the video routes: /whep/..., /video/...;
                                         the coverage layer: /api/coverage, see web.coverage; after
                                         the incident: /api/incidents/{id}/replay, .../evidence,
+                                        /api/flights/{id}/replay, /api/replay?since=&until=,
                                         /recordings/..., see web.replay)
 
 Every /api route needs a session (web.sessions) or a bearer token (web.auth); a POST or WebSocket

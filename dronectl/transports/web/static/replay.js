@@ -1,14 +1,16 @@
-// dronectl command center: after the incident. Replay an incident from the audit store on the map
-// with a timeline (play, pause, 1x/4x/16x, scrub): the drone moves along its recorded track
-// (interpolated between the samples), transitions, commands, events and milestones are listed and
-// lit as time passes, a snapshot shows at its moment, the flight's recording plays in sync. And a
-// commander's "Export evidence": the package `dronectl evidence export` makes, downloaded.
-// Data: /api/incidents, /api/incidents/{id}/replay, /recordings/{name}.mp4 (dronectl.transports.web.replay).
+// dronectl command center: after the incident. Replay an incident, a flight or a time range (local
+// time, sent with its offset) from the audit store on the map with a timeline (play, pause,
+// 1x/4x/16x, scrub): the drones move along their recorded tracks (interpolated between the
+// samples), transitions, commands, events and an incident's milestones are listed and lit as time
+// passes, a snapshot shows at its moment, the flights' recordings play in sync. And a commander's
+// "Export evidence" of an incident: the package `dronectl evidence export` makes, downloaded.
+// Data: /api/incidents, /api/incidents/{id}/replay, /api/flights, /api/flights/{id}/replay,
+// /api/replay?since=&until=, /recordings/{name}.mp4 (dronectl.transports.web.replay).
 "use strict";
 
 const REPLAY_TICK_MS = 100;
 const rp = {
-  data: null, // the replay (GET /api/incidents/{id}/replay)
+  data: null, // the replay (GET /api/incidents/{id}/replay, /api/flights/{id}/replay, /api/replay)
   t: 0, // the replay's clock, Unix seconds
   t0: 0,
   t1: 0,
@@ -22,8 +24,10 @@ const rp = {
   relist: null,
 };
 
+// the time since the incident (a flight's or a range's replay: since its start)
 function clockText(at) {
-  const since = Math.max(0, at - (rp.data ? rp.data.incident.at_unix_s : at));
+  const origin = !rp.data ? at : rp.data.incident ? rp.data.incident.at_unix_s : rp.t0;
+  const since = Math.max(0, at - origin);
   const m = Math.floor(since / 60);
   const s = (since - m * 60).toFixed(1).padStart(4, "0");
   return `${new Date(at * 1000).toLocaleTimeString()} · +${m}:${s}`;
@@ -31,7 +35,8 @@ function clockText(at) {
 
 async function buildReplayPanel() {
   ui.replayer = rp; // for tests and the curious (app.js, which defines ui, loads after this file)
-  $("btn-replay").addEventListener("click", () => startReplay($("replay-incident").value));
+  $("btn-replay").addEventListener("click", () => { const what = replayChosen(); if (what) startReplay(what); });
+  $("replay-kind").addEventListener("change", showReplayKind);
   $("btn-live").addEventListener("click", stopReplay);
   $("btn-evidence").addEventListener("click", () => exportEvidence($("replay-incident").value));
   $("replay-play").addEventListener("click", () => (rp.playing ? pauseReplay() : playReplay()));
@@ -39,13 +44,58 @@ async function buildReplayPanel() {
   $("replay-scrub").addEventListener("input", () => seekReplay(rp.t0 + Number($("replay-scrub").value)));
   $("replay-video").addEventListener("loadedmetadata", syncReplayVideo);
   $("replay-video").addEventListener("error", () => { $("replay-video-status").textContent = "the recording could not be played"; });
+  const now = Date.now();
+  $("replay-since").value = localInput(new Date(now - 3600 * 1000));
+  $("replay-until").value = localInput(new Date(now));
+  showReplayKind();
   await loadIncidents();
+  await loadFlights();
+}
+
+// what the panel will replay: an incident (and its evidence), a flight, or a time range
+function showReplayKind() {
+  const kind = $("replay-kind").value;
+  for (const k of ["incident", "flight", "range"]) $(`replay-pick-${k}`).hidden = k !== kind;
+  $("btn-evidence").hidden = kind !== "incident";
+  if (kind === "flight") loadFlights();
+}
+
+// a datetime-local input's value for a moment, in the browser's local time
+function localInput(d) {
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+// a moment as ISO 8601 in the browser's local time with its offset: 2025-12-13T15:15:00+08:00
+function isoWithOffset(d) {
+  const off = -d.getTimezoneOffset();
+  const p = (n) => String(Math.floor(Math.abs(n))).padStart(2, "0");
+  return `${localInput(d)}${off < 0 ? "-" : "+"}${p(off / 60)}:${p(off % 60)}`;
+}
+
+// {url, label} of the chosen replay, or null (said why)
+function replayChosen() {
+  const kind = $("replay-kind").value;
+  if (kind === "incident" || kind === "flight") {
+    const id = $(`replay-${kind}`).value;
+    if (!id) { say("refused", `replay: pick ${kind === "incident" ? "an incident" : "a flight"} first`); return null; }
+    return { url: `/api/${kind === "incident" ? "incidents" : "flights"}/${encodeURIComponent(id)}/replay`, label: `${kind} ${id}` };
+  }
+  // a datetime-local value has no offset: read as local time, as the browser shows it
+  const since = new Date($("replay-since").value);
+  const until = new Date($("replay-until").value);
+  if (!$("replay-since").value || !$("replay-until").value || isNaN(since) || isNaN(until)) {
+    say("refused", "replay: pick both ends of the time range first");
+    return null;
+  }
+  const q = new URLSearchParams({ since: isoWithOffset(since), until: isoWithOffset(until) });
+  return { url: `/api/replay?${q}`, label: `${since.toLocaleString()} – ${until.toLocaleString()}` };
 }
 
 // an incident's progress on the live updates: the list again, once things settle
 function incidentsChanged() {
   clearTimeout(rp.relist);
-  rp.relist = setTimeout(loadIncidents, 2000);
+  rp.relist = setTimeout(() => { loadIncidents(); loadFlights(); }, 2000);
 }
 
 async function loadIncidents() {
@@ -68,13 +118,34 @@ async function loadIncidents() {
   if (keep && body.incidents.some((i) => i.id === keep)) select.value = keep;
 }
 
-async function startReplay(id) {
-  if (!id) { say("refused", "replay: pick an incident first"); return; }
+async function loadFlights() {
+  let body;
+  try {
+    body = await getJson("/api/flights?limit=200");
+  } catch (err) {
+    return; // the incidents' list says whether the panel is there
+  }
+  const select = $("replay-flight");
+  const keep = select.value;
+  select.replaceChildren();
+  for (const f of body.flights) {
+    const when = new Date(f.started_at_unix_s * 1000).toLocaleString();
+    const until = f.ended_at_unix_s === null ? "in the air" : new Date(f.ended_at_unix_s * 1000).toLocaleTimeString();
+    select.append(el("option", { value: f.id }, `${when} – ${until} · #${f.nest_id} · ${f.outcome || "?"} · ${f.id}`));
+  }
+  if (!body.flights.length) select.append(el("option", { value: "", disabled: "" }, "no flight recorded"));
+  if (keep && body.flights.some((f) => f.id === keep)) select.value = keep;
+}
+
+async function startReplay({ url, label }) {
   let data;
   try {
-    data = await getJson(`/api/incidents/${encodeURIComponent(id)}/replay`);
+    const res = await fetch(url, { headers: authHeaders() });
+    const body = await res.json().catch(() => null);
+    if (!res.ok) throw new Error((body && body.message) || `HTTP ${res.status}`);
+    data = body;
   } catch (err) {
-    say("refused", `replay of ${id}: ${err.message}`);
+    say("refused", `replay of ${label}: ${err.message}`);
     return;
   }
   pauseReplay();
@@ -93,7 +164,7 @@ async function startReplay(id) {
   document.body.classList.add("replaying");
   ui.replay = rp;
   seekReplay(rp.t0);
-  say("info", `replaying incident ${data.incident.id}`);
+  say("info", `replaying ${label}`);
 }
 
 function stopReplay() {
@@ -188,8 +259,8 @@ function replayPose(flight, t) {
 // Called by drawDrones while replaying: the recorded tracks, the part flown by t brighter, the
 // drone where it was, the incident's scene.
 function drawReplay(drones, tracks) {
-  const inc = rp.data.incident;
-  if (inc.position) {
+  const inc = rp.data.incident; // null: a flight's or a range's replay
+  if (inc && inc.position) {
     const [x, y] = project(inc.position.lat, inc.position.lon);
     const s = ui.unit * 1.6;
     const g = el("svg:g", { class: "incident", transform: `translate(${x},${y})` });
@@ -288,7 +359,7 @@ function syncReplayVideo() {
   if (!seg) {
     rp.segment = null;
     if (!video.paused) video.pause();
-    status.textContent = rp.data.videos.some((v) => v.url) ? "no recording at this moment" : "no recording of this incident";
+    status.textContent = rp.data.videos.some((v) => v.url) ? "no recording at this moment" : "no recording of what is replayed";
     return;
   }
   const src = seg.url; // same origin: the session cookie goes with it
