@@ -8,8 +8,25 @@
 # postgresql (the shared audit store and nest leases: the audit tests run on SQLite and PostgreSQL;
 # .ci/run starts a server where none answers on 127.0.0.1:5432).
 # Installs only what is missing; needs root.
+#
+# --service: only what `dronectl up` itself uses (the README's first command): Mosquitto (the
+# embedded broker; without it the service falls back to amqtt) and espeak-ng (the loudspeaker's
+# speech). Without root it says what is missing and goes on: the service runs without them.
 set -euo pipefail
 need=()
+if [ "${1:-}" = "--service" ]; then
+  [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || need+=(mosquitto)
+  command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
+  if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+  if [ "$(id -u)" != 0 ]; then
+    echo "not installed: ${need[*]} (sudo apt-get install ${need[*]}); dronectl up runs without them" >&2
+    exit 0
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  exit 0
+fi
 command -v mosquitto >/dev/null 2>&1 || need+=(mosquitto)
 command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
