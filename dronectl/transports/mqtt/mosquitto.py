@@ -265,6 +265,7 @@ class MosquittoBroker:
             # Mosquitto names neither the user nor the address here: the address is the connection
             # still waiting to log in, when there is exactly one (else unknown)
             remote = self._pending.popleft() if len(self._pending) == 1 else ""
+            remote = remote.rsplit(":", 1)[0]  # the host, not the client's port: bursts fold by host
             if self.login_audit is not None:
                 await self.login_audit.failed("mqtt", "", remote, "bad user name or password (mosquitto)")
         elif _GONE.match(text) and len(self._pending) == 1:
