@@ -345,17 +345,6 @@ class Dispatcher:
                 f"{sender.user} ({sender.role.value}); leave actor out or give your own",
                 at=now,
             )
-        if request.reply_to is None and sender.channel is not Channel.HTTP:
-            prefix = self.topics.replies(sender.user)
-            return self._refuse_request(
-                request,
-                sender,
-                nest_id,
-                ErrorCode.NO_REPLY_ADDRESS,
-                f"nowhere to answer: give reply_to under {prefix}/ (or, over MQTT 5, a Response "
-                "Topic there); a command whose outcome nobody can hear is not run",
-                at=now,
-            )
         if request.ttl_s is None and delivery.expiry_s is None:
             return self._refuse_request(
                 request,
@@ -457,6 +446,18 @@ class Dispatcher:
                 ErrorCode.INVALID_ARGS,
                 f"invalid arguments for {method.value}",
                 _problems(exc, "args."),
+                at=now,
+            )
+        if request.reply_to is None and sender.channel is not Channel.HTTP:
+            # last, so that a request refused for another reason says that reason
+            prefix = self.topics.replies(sender.user)
+            return self._refuse_request(
+                request,
+                sender,
+                nest_id,
+                ErrorCode.NO_REPLY_ADDRESS,
+                f"nowhere to answer: give reply_to under {prefix}/ (or, over MQTT 5, a Response "
+                "Topic there); a command whose outcome nobody can hear is not run",
                 at=now,
             )
         command = Command(

@@ -26,6 +26,7 @@ def _payload(command_id: str) -> bytes:
             "actor": {"id": "p", "role": "pilot"},
             "issued_at": NOW.isoformat(),
             "ttl_s": 10,
+            "reply_to": "dronectl/v1/replies/p/1",
         }
     ).encode()
 

@@ -33,7 +33,7 @@ async def test_requests_for_nests_held_elsewhere_are_ignored_and_not_recorded(tm
         assert isinstance(decision, Ignore) and "another dronectl instance" in decision.reason
         assert await store.command("held-elsewhere") is None  # its owner records it, not us
 
-        here = request("hold", command_id="held-here")
+        here = request("hold", command_id="held-here", reply_to="dronectl/v1/replies/cc/1")
         assert isinstance(
             await gateway.decide(topics.nest_commands(2, "cc"), json.dumps(here).encode(), CC), Execute
         )
@@ -41,6 +41,9 @@ async def test_requests_for_nests_held_elsewhere_are_ignored_and_not_recorded(tm
         decision = await gateway.decide(topics.nest_commands(2, "cc"), json.dumps(expired).encode(), CC)
         assert not isinstance(decision, Ignore)
         assert await store.command("expired-here") is not None  # refused and recorded, as before
+
+
+REPLY_TO = "dronectl/v1/replies/cc/1"
 
 
 async def test_automation_requests_are_left_to_the_automations_leader(tmp_path: Path) -> None:
@@ -52,13 +55,13 @@ async def test_automation_requests_are_left_to_the_automations_leader(tmp_path: 
         topic = Topics().commands("cc")
 
         for method, args in (("patrol.list", {}), ("incident.confirm", {"incident_id": "inc-1"})):
-            body = json.dumps(request(method, args, command_id=f"{method}-1")).encode()
+            body = json.dumps(request(method, args, command_id=f"{method}-1", reply_to=REPLY_TO)).encode()
             decision = await gateway.decide(topic, body, commander)
             assert isinstance(decision, Ignore) and "automations leader" in decision.reason
             assert await store.command(f"{method}-1") is None  # the leader records and answers it
-        body = json.dumps(request("return_all", command_id="return-all-1")).encode()
+        body = json.dumps(request("return_all", command_id="return-all-1", reply_to=REPLY_TO)).encode()
         assert isinstance(await gateway.decide(topic, body, commander), Execute)  # not an automation's
 
         leading = True
-        body = json.dumps(request("patrol.list", command_id="patrol.list-2")).encode()
+        body = json.dumps(request("patrol.list", command_id="patrol.list-2", reply_to=REPLY_TO)).encode()
         assert isinstance(await gateway.decide(topic, body, commander), Execute)

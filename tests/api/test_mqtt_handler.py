@@ -40,7 +40,15 @@ class CapturingApi(MqttApi):
         )
         self.sent: list[tuple[str, dict[str, Any]]] = []
 
-    async def _publish(self, topic: str, model: BaseModel, *, qos: int, retain: bool = False) -> bool:
+    async def _publish(
+        self,
+        topic: str,
+        model: BaseModel,
+        *,
+        qos: int,
+        retain: bool = False,
+        correlation: bytes | None = None,
+    ) -> bool:
         self.sent.append((topic, json.loads(model.model_dump_json())))
         return True
 

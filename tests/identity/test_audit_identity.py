@@ -17,6 +17,7 @@ from tests.api.fake_controller import FakeController
 
 def _payload(command_id: str, **extra: object) -> bytes:
     body = {"id": command_id, "method": "hold", "issued_at": datetime.now(UTC).isoformat(), "ttl_s": 30}
+    body["reply_to"] = f"dronectl/v1/replies/li.wei/{command_id}"
     return json.dumps({**body, **extra}).encode()
 
 

@@ -48,7 +48,15 @@ class CapturingMqtt(MqttApi):
         )
         self.sent: list[tuple[str, dict[str, Any]]] = []
 
-    async def _publish(self, topic: str, model: BaseModel, *, qos: int, retain: bool = False) -> bool:
+    async def _publish(
+        self,
+        topic: str,
+        model: BaseModel,
+        *,
+        qos: int,
+        retain: bool = False,
+        correlation: bytes | None = None,
+    ) -> bool:
         self.sent.append((topic, json.loads(model.model_dump_json())))
         return True
 

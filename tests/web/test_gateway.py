@@ -45,7 +45,8 @@ class Crashing(FakeController):
 
 
 def _payload(command_id: str) -> bytes:
-    return json.dumps({**envelope(command_id, "hold"), "actor": {"id": "p", "role": "pilot"}}).encode()
+    body = {**envelope(command_id, "hold"), "actor": {"id": "p", "role": "pilot"}}
+    return json.dumps({**body, "reply_to": f"dronectl/v1/replies/p/{command_id}"}).encode()
 
 
 async def test_events_reach_every_transport_even_if_one_fails() -> None:
