@@ -173,7 +173,11 @@ class Topics:
 
 
 def matches(topic: str, topic_filter: str) -> bool:
-    """MQTT filter matching (``+`` one level, ``#`` the rest); ``$`` topics never match wildcards."""
+    """MQTT filter matching (``+`` one level, ``#`` the rest); ``$`` topics never match wildcards.
+
+    For the ACL of roles.py, in this pure layer, where the import contracts keep aiomqtt out; the
+    MQTT transport itself uses aiomqtt's ``Topic.matches``. This one also keeps ``$SYS`` topics
+    from matching a leading wildcard, as the MQTT spec says (aiomqtt's does not)."""
     t_levels = topic.split("/")
     f_levels = topic_filter.split("/")
     if topic.startswith("$") and f_levels[0] in ("+", "#"):

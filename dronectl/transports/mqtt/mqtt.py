@@ -70,7 +70,7 @@ from dronectl.operations.requests import (
     Repeat,
     Sender,
 )
-from dronectl.operations.topics import Incidents, Topics, matches
+from dronectl.operations.topics import Incidents, Topics
 from dronectl.transports.mqtt.backlog import Backlog, Received
 from dronectl.transports.mqtt.settings import MqttSettings
 
@@ -339,7 +339,7 @@ class MqttApi:
         """Stamp, check the topic, queue in the backlog: nothing here waits, nothing is decided."""
         received_at = self.clock()
         topic = message.topic.value
-        if not any(matches(topic, topic_filter) for topic_filter in self._subscribed):
+        if not any(message.topic.matches(topic_filter) for topic_filter in self._subscribed):
             log.warning("mqtt.unexpected_topic", topic=topic)
             return
         self.received += 1
