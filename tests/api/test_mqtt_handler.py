@@ -153,3 +153,25 @@ async def test_a_refusal_the_audit_store_cannot_record_is_still_answered() -> No
     await _run(api, _payload("forbidden", "maintenance.set"))
     (reply,) = [p for _, p in api.sent if p["kind"] == "reply"]
     assert reply["id"] == "forbidden" and reply["error"]["code"] == "forbidden"
+
+
+def test_a_message_on_a_topic_not_subscribed_is_dropped_before_anything_else() -> None:
+    """A broker that sends more than was asked must not confuse the service: only messages whose
+    topic matches a subscription are queued (the MQTT 5 properties taken with them)."""
+    from aiomqtt import Message
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    api = CapturingApi(FakeController(clock=lambda: NOW.timestamp()))
+    api._take_in(Message("dronectl/v1/nests/1/state", _payload("a"), 1, False, 1, None))
+    api._take_in(Message("elsewhere/nests/1/commands/p", _payload("b"), 1, False, 2, None))
+    assert api.received == 0 and api.backlog.take() is None
+    props = Properties(PacketTypes.PUBLISH)
+    props.ResponseTopic = "dronectl/v1/replies/p/c"
+    props.CorrelationData = b"\x00\x01"
+    props.MessageExpiryInterval = 12
+    api._take_in(Message(TOPIC, _payload("c"), 1, False, 3, props))
+    item = api.backlog.take()
+    assert api.received == 1 and item is not None and item.topic == TOPIC
+    assert item.correlation == b"\x00\x01" and item.delivery is not None
+    assert (item.delivery.response_topic, item.delivery.expiry_s) == ("dronectl/v1/replies/p/c", 12.0)
