@@ -8,6 +8,9 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+from aiomqtt import Message
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from pydantic import BaseModel
 
 from dronectl.audit import AuditUnavailableError
@@ -158,10 +161,6 @@ async def test_a_refusal_the_audit_store_cannot_record_is_still_answered() -> No
 def test_a_message_on_a_topic_not_subscribed_is_dropped_before_anything_else() -> None:
     """A broker that sends more than was asked must not confuse the service: only messages whose
     topic matches a subscription are queued (the MQTT 5 properties taken with them)."""
-    from aiomqtt import Message
-    from paho.mqtt.packettypes import PacketTypes
-    from paho.mqtt.properties import Properties
-
     api = CapturingApi(FakeController(clock=lambda: NOW.timestamp()))
     api._take_in(Message("dronectl/v1/nests/1/state", _payload("a"), 1, False, 1, None))
     api._take_in(Message("elsewhere/nests/1/commands/p", _payload("b"), 1, False, 2, None))
