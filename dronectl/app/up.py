@@ -329,11 +329,12 @@ async def run(args: argparse.Namespace) -> int:
     try:
         if args.broker is None:
             kind = args.embedded_broker
-            if kind != "amqtt" and find_mosquitto() is None:
-                if kind == "mosquitto":
+            if kind != "amqtt":
+                found = find_mosquitto() is not None
+                if not found and kind == "mosquitto":
                     sys.stderr.write("--embedded-broker mosquitto: no mosquitto 2 on this machine\n")
                     return 2
-                kind = "amqtt"
+                kind = "mosquitto" if found else "amqtt"
             port = embedded_port("127.0.0.1", args.mqtt_port)
             ws_port = None
             if kind == "mosquitto":
