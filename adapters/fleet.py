@@ -8,6 +8,11 @@
 - ``udpout://HOST:PORT``: listen on a free port and send to that address only (PX4 SITL in
   docker-compose, whose API link answers whoever talks to it).
 
+A nest may have a second endpoint for its dock and payload components (``dock_endpoints``): a
+real PX4 has none, so in docker-compose they come from the docks simulator at another address.
+That endpoint signs as the nest's link does, with the same key (provisioning gives the key to the
+autopilot only: a dock apart gets its key as the dock's maker says).
+
 Each link signs as its nest's policy says (``adapters.mavlink.link_security``), with the nest's
 key from the key store. With ``provision=True`` (the built-in simulator) a nest with no key is
 given one at attach: SETUP_SIGNING, then the key is stored, so the links are signed from the first
@@ -49,6 +54,7 @@ from adapters.protocols import LinkSecurityStatus
 log = structlog.get_logger(__name__)
 
 Address = tuple[str, int]
+DOCK_COMPONENTS = frozenset({DOCK_COMPID, PAYLOAD_COMPID})  # what a dock_url endpoint serves
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,7 @@ class FleetHardware:
         provision: bool = False,
         system_ids: dict[int, int] | None = None,
         own_network: Collection[int] = (),
+        dock_endpoints: dict[int, str] | None = None,
     ) -> None:
         """``endpoints``: nest number -> URL. A simulator running faster than real time
         wants our heartbeat faster too (its autopilot counts data-link loss in simulated time).
@@ -113,7 +120,9 @@ class FleetHardware:
         absent: required with a key, when_provisioned without); ``provision``: give a nest with
         no key one at attach (only for nests the operator trusts the link to: the simulator).
         ``system_ids``: nest -> MAVLink system id (absent: the nest's number); ``own_network``:
-        the nests whose link is a network of its own (their ids may repeat; keys by nest)."""
+        the nests whose link is a network of its own (their ids may repeat; keys by nest).
+        ``dock_endpoints``: nest -> URL of its dock and payload components where they are not on
+        the autopilot's endpoint (absent: they share it)."""
         self._urls = dict(endpoints)
         self._keys = keys
         self._policies = {
@@ -121,6 +130,9 @@ class FleetHardware:
         }
         self._provision = provision
         self._parsed = {nest: parse_endpoint(url) for nest, url in endpoints.items()}
+        self._dock_parsed = {
+            nest: parse_endpoint(url) for nest, url in (dock_endpoints or {}).items() if nest in endpoints
+        }
         self._sysids = {nest: (system_ids or {}).get(nest, nest) for nest in endpoints}
         self._own = frozenset(own_network)
         self._heartbeat_interval_s = heartbeat_interval_s
@@ -159,7 +171,12 @@ class FleetHardware:
                 key = self._load_key(nest) if self._keys is not None else None
                 on_change = functools.partial(_signing_changed, nest, sysid)
                 security = LinkSecurity(key, self._policies.get(nest), on_change=on_change)
-                await self._network_of[nest].router.add_nest(sysid, endpoint.bind, endpoint.peer, security)
+                router = self._network_of[nest].router
+                await router.add_nest(sysid, endpoint.bind, endpoint.peer, security)
+                dock = self._dock_parsed.get(nest)
+                if dock is not None:
+                    dock_security = LinkSecurity(key, self._policies.get(nest))
+                    await router.add_components(sysid, DOCK_COMPONENTS, dock.bind, dock.peer, dock_security)
         except BaseException:
             self.close()
             raise

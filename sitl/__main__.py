@@ -2,6 +2,11 @@
 
 python -m sitl --nests 16 [--speed 10] [--config FILE] [--camera-size 1280x720] [--camera-fps 30]
     [--camera-replay] [--state-dir var/sitl] [--shards K]
+python -m sitl --docks-only --watch-port-base 18569 [--config docker/compose.yaml]
+    the docks and payloads of real PX4 nests (docker-compose): no autopilot, no camera; nest N's
+    dock watches its PX4 at WATCH_HOST:WATCH_PORT_BASE+N (default host: its udpout mavlink_url's)
+python -m sitl --autopilots-only
+    the autopilots alone, shaped like PX4 SITL (a stand-in for PX4 containers in tests)
 python -m sitl fault 3 link_loss --duration 10
 python -m sitl weather 3 wind_speed_mps=14 precipitation=2
 python -m sitl records 3 [--kind speaker.]
@@ -25,6 +30,7 @@ from dronectl.logging import configure_logging
 from sitl.camera.stream import stream_settings
 from sitl.control import DEFAULT_CONTROL_PORT, ControlServer, request
 from sitl.environment import FaultKind
+from sitl.nest import NestMode
 from sitl.shards import ShardedSimulator, parse_shard, shard_ids
 from sitl.world import SimWorld, make_sites, weather_from_config
 
@@ -82,6 +88,31 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="send a pre-encoded H.264 loop instead of rendering live (benchmarks of many streams)",
     )
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument(
+        "--docks-only",
+        action="store_true",
+        help="only each nest's dock (cover, charger, weather station) and payload (speaker, light): "
+        "the drone is a real PX4 elsewhere, which the dock watches (--watch-port-base)",
+    )
+    only.add_argument(
+        "--autopilots-only",
+        action="store_true",
+        help="only each nest's autopilot, as a PX4 SITL: no dock, payload or camera",
+    )
+    parser.add_argument(
+        "--watch-port-base",
+        type=int,
+        default=None,
+        help="--docks-only: nest N's dock listens to its autopilot at port BASE+N (PX4's GCS link "
+        "is 18570+instance, instance N-1: BASE 18569)",
+    )
+    parser.add_argument(
+        "--watch-host",
+        default=None,
+        help="--docks-only: the autopilots' address (default: the host of each nest's udpout "
+        "mavlink_url, else the config's mavlink.host)",
+    )
     parser.add_argument(
         "--shards",
         type=int,
@@ -133,11 +164,17 @@ def _child_args(args: argparse.Namespace) -> list[str]:
         ("--client-port-base", args.client_port_base),
         ("--host", args.host),
         ("--state-dir", args.state_dir),
+        ("--watch-port-base", args.watch_port_base),
+        ("--watch-host", args.watch_host),
     ):
         if value is not None:
             out += [flag, str(value)]
     if args.camera_replay:
         out.append("--camera-replay")
+    if args.docks_only:
+        out.append("--docks-only")
+    if args.autopilots_only:
+        out.append("--autopilots-only")
     return out
 
 
@@ -172,6 +209,9 @@ async def run(args: argparse.Namespace) -> int:
     if args.shards < 1:
         sys.stderr.write("--shards must be at least 1\n")
         return 2
+    if args.docks_only != (args.watch_port_base is not None):
+        sys.stderr.write("--docks-only and --watch-port-base go together: where is each nest's autopilot?\n")
+        return 2
     if args.shards > 1 and args.shard is None:
         return await run_sharded(args)
     try:
@@ -192,15 +232,21 @@ async def run(args: argparse.Namespace) -> int:
             args.sim_port_base,
             args.client_port_base,
             args.host,
+            args.watch_port_base,
+            args.watch_host,
         )
         camera = stream_settings(args.camera_size, args.camera_fps, replay=args.camera_replay)
     except (ConfigError, ValueError) as exc:
         sys.stderr.write(f"{exc}\n")
         return 2
     state_dir = Path(args.state_dir) if args.state_dir else None
-    world = SimWorld(sites, speed=args.speed, weather=weather_from_config(config), state_dir=state_dir)
+    mode = NestMode.DOCK if args.docks_only else NestMode.AUTOPILOT if args.autopilots_only else NestMode.ALL
+    world = SimWorld(
+        sites, speed=args.speed, weather=weather_from_config(config), state_dir=state_dir, mode=mode
+    )
     for nest in world.nests.values():
-        nest.camera.settings = camera
+        if nest.camera is not None:
+            nest.camera.settings = camera
     control = ControlServer(world, port=args.control_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

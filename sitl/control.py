@@ -50,18 +50,19 @@ def _nest_ids(world: SimWorld, value: Any) -> list[int]:
 
 def nest_state(world: SimWorld, nest_id: int) -> dict[str, Any]:
     nest = world.nest(nest_id)
-    ap = nest.autopilot
-    pos = ap.position
+    # a docks-only nest: what its dock senses of the real drone (no position of its own to give)
+    pos = nest.autopilot.position if nest.autopilot is not None else None
     return {
         "nest": nest_id,
+        "mode": nest.mode.value,
         "time_s": round(world.clock.now(), 3),
-        "armed": ap.armed,
-        "landed": ap.landed,
+        "armed": nest.armed(),
+        "landed": nest.autopilot.landed if nest.autopilot is not None else not nest.airborne(),
         "on_pad": nest.on_pad(),
-        "lat": pos.lat_deg,
-        "lon": pos.lon_deg,
-        "alt_amsl_m": pos.alt_amsl_m,
-        "battery_pct": ap.battery_pct,
+        "lat": pos.lat_deg if pos is not None else None,
+        "lon": pos.lon_deg if pos is not None else None,
+        "alt_amsl_m": pos.alt_amsl_m if pos is not None else None,
+        "battery_pct": nest.battery_pct(),
         "cover_open": nest.cover_open(),
         "charging": nest.charging(),
         "weather": {

@@ -5,11 +5,18 @@ Components and their ids (see ``sitl.component``):
     dock      25 (charging station, cover, charger, weather station)  ``sitl.dock.SimDock``
     payload   158 (loudspeaker + warning light)  ``sitl.payload.SimPayload``
     camera    100 (nadir video over RTP/UDP)  ``sitl.camera.SimCamera``
+
+A nest runs them all (``NestMode.ALL``, the default), or one side of a real installation:
+``NestMode.DOCK`` (``python -m sitl --docks-only``) the dock and payload alone, whose drone is a
+real autopilot watched over MAVLink (``sitl.drone_watch``); ``NestMode.AUTOPILOT``
+(``--autopilots-only``) the autopilot alone, shaped like a PX4 SITL: no dock, payload or camera,
+and the drone knows no cover (always open to it) and no charger.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +35,8 @@ from sitl.component import (
     SimComponent,
 )
 from sitl.dock import SimDock
-from sitl.environment import FaultKind, Faults, GeoPoint, LocalFrame, NestContext, Weather
+from sitl.drone_watch import WatchedDrone
+from sitl.environment import DroneView, FaultKind, Faults, GeoPoint, LocalFrame, NestContext, Weather
 from sitl.link import Address, NestLink
 from sitl.payload import SimPayload
 from sitl.signing import SimSigning, key_path
@@ -44,6 +52,13 @@ class NestSite:
     home: GeoPoint
     bind: Address  # the simulator's own UDP address for this nest
     remote: Address | None  # where it pushes its traffic (a udpin client listens there)
+    watch: Address | None = None  # NestMode.DOCK: the real autopilot's link the dock listens to
+
+
+class NestMode(enum.Enum):
+    ALL = "all"  # autopilot, dock, payload and camera on one endpoint
+    DOCK = "dock"  # dock and payload only; the drone is a real autopilot at NestSite.watch
+    AUTOPILOT = "autopilot"  # the autopilot only, as a PX4 SITL stands: no dock, payload, camera
 
 
 class SimNest:
@@ -54,10 +69,12 @@ class SimNest:
         weather: Weather | None = None,
         scene: SceneState | None = None,
         state_dir: Path | None = None,
+        mode: NestMode = NestMode.ALL,
     ) -> None:
         """``state_dir``: where the nest keeps what survives a restart (its signing key); None
-        keeps it in memory only."""
+        keeps it in memory only. ``mode``: which of its components run (``NestMode``)."""
         self.site = site
+        self.mode = mode
         self.clock = clock
         self.ctx = NestContext(
             nest_id=site.nest_id,
@@ -74,49 +91,83 @@ class SimNest:
             site.system_id, clock, self.ctx.faults, site.remote, self._dispatch, signing=signing
         )
         sysid = site.system_id
-        self.autopilot = Px4Autopilot(
-            self.ctx, Outbox(sysid, AUTOPILOT_COMPID, self.link.transmit), dock=self
-        )
-        self.dock = SimDock(self.ctx, Outbox(sysid, DOCK_COMPID, self.link.transmit), drone=self)
-        self.payload = SimPayload(self.ctx, Outbox(sysid, PAYLOAD_COMPID, self.link.transmit))
+        self.autopilot: Px4Autopilot | None = None
+        self.dock: SimDock | None = None
+        self.payload: SimPayload | None = None
+        self.camera: SimCamera | None = None
+        self.watched: WatchedDrone | None = None
         # What the cameras film; share one SceneState between nests so they all see the same city.
         self.scene = scene if scene is not None else SceneState()
         self.scene.add_nest(NestMarker(site.nest_id, site.home.lat_deg, site.home.lon_deg))
-        video_host = site.remote[0] if site.remote is not None else "127.0.0.1"
-        camera_outbox = Outbox(sysid, CAMERA_COMPID, self.link.transmit)
-        self.camera = SimCamera(self.ctx, camera_outbox, self.autopilot, self.scene, video_host=video_host)
-        self.components: list[SimComponent] = [self.autopilot, self.dock, self.payload, self.camera]
+        if mode is not NestMode.DOCK:
+            self.autopilot = Px4Autopilot(
+                self.ctx, Outbox(sysid, AUTOPILOT_COMPID, self.link.transmit), dock=self
+            )
+        if mode is NestMode.DOCK:
+            if site.watch is None:
+                raise ValueError(f"nest {site.nest_id}: a docks-only nest needs its autopilot's address")
+            self.watched = WatchedDrone(sysid, self.ctx.frame, site.watch)
+        if mode is not NestMode.AUTOPILOT:
+            drone: DroneView = self if self.watched is None else self.watched
+            self.dock = SimDock(self.ctx, Outbox(sysid, DOCK_COMPID, self.link.transmit), drone=drone)
+            self.payload = SimPayload(self.ctx, Outbox(sysid, PAYLOAD_COMPID, self.link.transmit))
+        if self.autopilot is not None and mode is NestMode.ALL:
+            video_host = site.remote[0] if site.remote is not None else "127.0.0.1"
+            camera_outbox = Outbox(sysid, CAMERA_COMPID, self.link.transmit)
+            self.camera = SimCamera(
+                self.ctx, camera_outbox, self.autopilot, self.scene, video_host=video_host
+            )
+        self.components: list[SimComponent] = [
+            c for c in (self.autopilot, self.dock, self.payload, self.camera) if c is not None
+        ]
         self._last_step_s = clock.now()
 
     # the views components have of each other (sitl.environment.DockView / DroneView) --------
+    # With no dock (NestMode.AUTOPILOT) the drone flies as a PX4 does: nothing over it, no charger.
     def cover_open(self) -> bool:
-        return self.dock.cover_open()
+        return self.dock.cover_open() if self.dock is not None else True
 
     def charging(self) -> bool:
-        return self.dock.charging()
+        return self.dock.charging() if self.dock is not None else False
+
+    def _drone(self) -> Px4Autopilot | WatchedDrone:
+        drone = self.autopilot or self.watched
+        assert drone is not None  # every mode has a drone: simulated or watched
+        return drone
 
     def on_pad(self) -> bool:
-        return self.autopilot.on_pad()
+        return self._drone().on_pad()
 
     def airborne(self) -> bool:
-        return self.autopilot.airborne()
+        return self._drone().airborne()
 
     def armed(self) -> bool:
-        return self.autopilot.armed
+        if self.autopilot is not None:
+            return self.autopilot.armed
+        assert self.watched is not None
+        return self.watched.armed()
 
     def position_ned_m(self) -> tuple[float, float, float]:
-        return self.autopilot.position_ned_m()
+        return self._drone().position_ned_m()
 
     def battery_pct(self) -> float:
-        return self.autopilot.battery_pct
+        if self.autopilot is not None:
+            return self.autopilot.battery_pct
+        assert self.watched is not None
+        return self.watched.battery_pct()
 
     # ---------------------------------------------------------------------------------------
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
         await loop.create_datagram_endpoint(lambda: self.link, local_addr=self.site.bind)
+        if self.watched is not None:
+            await self.watched.open()
 
     def close(self) -> None:
-        self.camera.close()
+        if self.camera is not None:
+            self.camera.close()
+        if self.watched is not None:
+            self.watched.close()
         self.link.close()
 
     def step(self, now_s: float, max_dt_s: float = 0.05) -> None:
@@ -161,6 +212,8 @@ class SimNest:
                 component.on_message(msg)
 
     def _sim_fault_command(self, msg: MAVLinkMessage) -> None:
+        if self.dock is None:
+            return  # no dock here to answer for the simulator
         outbox = self.dock.outbox
         try:
             kind = FaultKind(int(msg.param1))

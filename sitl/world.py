@@ -7,14 +7,15 @@ import contextlib
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import urlsplit
 
 import structlog
 
-from dronectl.domain.config import CityConfig, load_config
+from dronectl.domain.config import CityConfig, NestConfig, load_config
 from sitl.camera import SceneState
 from sitl.clock import SimClock
 from sitl.environment import GeoPoint, Precipitation, Weather
-from sitl.nest import NestSite, SimNest
+from sitl.nest import NestMode, NestSite, SimNest
 
 log = structlog.get_logger(__name__)
 
@@ -28,11 +29,16 @@ def make_sites(
     sim_port_base: int | None = None,
     client_port_base: int | None = None,
     host: str | None = None,
+    watch_port_base: int | None = None,
+    watch_host: str | None = None,
 ) -> list[NestSite]:
     """Nest sites from the city config (the shipped Changchun one by default).
 
     Nest N binds ``host:sim_port_base+N`` and pushes to ``host:client_port_base+N``; the bases
     default to the config's ``mavlink`` section, so endpoints are the same from run to run.
+    ``watch_port_base`` (docks-only nests): nest N's dock listens to its real autopilot at
+    ``watch_host:watch_port_base+N``; the host defaults to the one the nest's ``udpout://``
+    mavlink_url dials (its PX4 container), else the config's ``mavlink.host``.
     """
     config = config or load_config()
     nests = config.nests
@@ -57,9 +63,23 @@ def make_sites(
             home=GeoPoint(n.lat, n.lon, n.ground_alt_m),
             bind=(bind_host, sim_base + n.id),
             remote=(bind_host, client_base + n.id),
+            watch=(
+                (_watch_host(config, n, watch_host), watch_port_base + n.id)
+                if watch_port_base is not None
+                else None
+            ),
         )
         for n in nests
     ]
+
+
+def _watch_host(config: CityConfig, nest: NestConfig, watch_host: str | None) -> str:
+    if watch_host:
+        return watch_host
+    url = urlsplit(nest.mavlink_url or "")
+    if url.scheme == "udpout" and url.hostname:
+        return url.hostname
+    return config.mavlink.host
 
 
 def weather_from_config(config: CityConfig) -> Weather:
@@ -85,13 +105,16 @@ class SimWorld:
         speed: float = 1.0,
         weather: Weather | None = None,
         state_dir: Path | None = None,
+        mode: NestMode = NestMode.ALL,
     ) -> None:
+        """``mode``: which components every nest runs (``sitl.nest.NestMode``)."""
         self.clock = SimClock(speed)
+        self.mode = mode
         base = weather or Weather()
         self.scene = SceneState()  # one city for every camera: an incident is seen from any drone
         self.nests: dict[int, SimNest] = {
             site.nest_id: SimNest(
-                site, self.clock, Weather(**vars(base)), scene=self.scene, state_dir=state_dir
+                site, self.clock, Weather(**vars(base)), scene=self.scene, state_dir=state_dir, mode=mode
             )
             for site in sites
         }
@@ -130,6 +153,8 @@ class SimWorld:
             "pymavlink_url": self.pymavlink_url(nest_id),
             "udpout_url": f"udpout://{site.bind[0]}:{site.bind[1]}",
             "sim_endpoint": f"{site.bind[0]}:{site.bind[1]}",
+            "mode": nest.mode.value,
+            **({"watch": f"{site.watch[0]}:{site.watch[1]}"} if site.watch is not None else {}),
         }
 
     async def __aenter__(self) -> SimWorld:

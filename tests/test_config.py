@@ -82,3 +82,25 @@ def test_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["check", str(default_config_path())]) == 0
     assert main(["check", str(tmp_path / "missing.yaml")]) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_a_nest_may_have_its_dock_and_payload_at_an_endpoint_of_their_own() -> None:
+    """Real PX4 has no dock component: the dock and payload are reached at ``dock_url`` (the docks
+    simulator in docker-compose); without it they share the autopilot's endpoint, as always."""
+    nanhu = "ground_alt_m: 221.0"
+    assert parse_config(GOOD, "city.yaml").dock_url(load_config().nest(3)) is None
+    apart = GOOD.replace(
+        nanhu, f'{nanhu}, mavlink_url: "udpout://10.0.0.3:14582", dock_url: "udpout://10.0.0.9:18573"', 1
+    )
+    config = parse_config(apart, "city.yaml")
+    assert config.dock_url(config.nest(3)) == "udpout://10.0.0.9:18573"
+    assert config.mavlink_url(config.nest(3)) == "udpout://10.0.0.3:14582"
+
+    bad = GOOD.replace(nanhu, f'{nanhu}, dock_url: "tcp://10.0.0.9:18573"', 1)
+    [problem] = _error(bad).problems
+    assert f"city.yaml:{_line_of(bad, 'tcp://')}: nests.2.dock_url" in problem and "udpin://" in problem
+    same = GOOD.replace(
+        nanhu, f'{nanhu}, mavlink_url: "udpout://10.0.0.3:1", dock_url: "udpout://10.0.0.3:1"', 1
+    )
+    [problem] = _error(same).problems
+    assert "dock_url is the autopilot's mavlink_url" in problem

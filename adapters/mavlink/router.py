@@ -12,6 +12,12 @@ opens each nest's port once, here, and routes:
   routed by its ``target_system`` to that nest's endpoint; broadcasts (its HEARTBEAT, target 0)
   and frames the dialect cannot decode go to every nest.
 - pymavlink adapters -> nest: sent through the endpoint with dronectl's own component id.
+
+A nest whose dock and payload are not on the autopilot's endpoint (a real PX4 with the docks
+simulator beside it, ``NestConfig.dock_url``) gets a second endpoint for those components
+(``add_components``): their links send through it, and only what it hears from them reaches
+them; the same components heard on the autopilot's endpoint (a PX4 forwarding between its links)
+are ignored, never mixed in.
 """
 
 from __future__ import annotations
@@ -71,6 +77,8 @@ class Router:
         self._watchdog_timeout_s = watchdog_timeout_s
         self._bridged = bridged_components
         self.endpoints: dict[int, NestEndpoint] = {}  # by the nest's MAVLink system id
+        # a nest's components served apart from its autopilot: (system id, component id) -> endpoint
+        self.component_endpoints: dict[tuple[int, int], NestEndpoint] = {}
         self._links: dict[tuple[int, int], ComponentLink] = {}
         self._bridge_parser = new_parser()
         self._started = False
@@ -119,7 +127,10 @@ class Router:
             link.close()
         for endpoint in self.endpoints.values():
             endpoint.close()
+        for endpoint in set(self.component_endpoints.values()):
+            endpoint.close()
         self.endpoints.clear()
+        self.component_endpoints.clear()
         self._links.clear()
 
     async def add_nest(
@@ -144,6 +155,41 @@ class Router:
         log.info("adapters.router.nest_added", system_id=system_id, bind=f"{bind[0]}:{bind[1]}")
         return endpoint
 
+    async def add_components(
+        self,
+        system_id: int,
+        component_ids: frozenset[int],
+        bind: Address,
+        peer: Address | None = None,
+        security: LinkSecurity | None = None,
+    ) -> NestEndpoint:
+        """Open a second endpoint of the nest for ``component_ids`` (its dock and payload where they
+        are apart from the autopilot): their links send through it, and hear only it."""
+        if any((system_id, c) in self.component_endpoints for c in component_ids):
+            raise ValueError(f"system {system_id}: components {sorted(component_ids)} have an endpoint")
+        if component_ids & self._bridged:
+            raise ValueError("the components MAVSDK serves stay on the autopilot's endpoint")
+        endpoint = NestEndpoint(
+            system_id,
+            lambda msg: self._from_components(system_id, component_ids, msg),
+            peer=peer,
+            gcs_system_id=self.gcs_system_id,
+            gcs_component_id=self.gcs_component_id,
+            heartbeat_interval_s=self._heartbeat_interval_s,
+            security=security,
+        )
+        loop = asyncio.get_running_loop()
+        await loop.create_datagram_endpoint(lambda: endpoint, local_addr=bind)
+        for component_id in component_ids:
+            self.component_endpoints[(system_id, component_id)] = endpoint
+        log.info(
+            "adapters.router.components_added",
+            system_id=system_id,
+            components=sorted(component_ids),
+            bind=f"{bind[0]}:{bind[1]}",
+        )
+        return endpoint
+
     def component(
         self, system_id: int, component_id: int, name: str, policy: RetryPolicy | None = None
     ) -> ComponentLink:
@@ -151,7 +197,7 @@ class Router:
         key = (system_id, component_id)
         link = self._links.get(key)
         if link is None:
-            endpoint = self.endpoints.get(system_id)
+            endpoint = self.component_endpoints.get(key) or self.endpoints.get(system_id)
             if endpoint is None:
                 raise KeyError(f"no endpoint for system {system_id}: add_nest first")
             link = ComponentLink(
@@ -213,8 +259,18 @@ class Router:
         log.info("adapters.router.provisioned", system_id=system_id, signed=key is not None)
 
     # routing -------------------------------------------------------------------------------------
+    def _from_components(self, system_id: int, component_ids: frozenset[int], msg: MAVLinkMessage) -> None:
+        component_id = msg.get_srcComponent()
+        if component_id not in component_ids:
+            return  # this endpoint speaks for its components only
+        link = self._links.get((system_id, component_id))
+        if link is not None:
+            link.deliver(msg)
+
     def _from_nest(self, system_id: int, msg: MAVLinkMessage) -> None:
         component_id = msg.get_srcComponent()
+        if (system_id, component_id) in self.component_endpoints:
+            return  # served by the components' own endpoint: not mixed with a copy from here
         if self._bridge is not None and component_id in self._bridged:
             self.bridge_rx_frames += 1
             self._bridge.receive(bytes(msg.get_msgbuf()))

@@ -97,6 +97,15 @@ class NestConfig(_Model):
         default=None,
         description="How the service reaches this nest; default udpin://<mavlink.host>:<client_port_base+id>",
     )
+    dock_url: str | None = Field(
+        default=None,
+        description=(
+            "Where the nest's dock (cover, charger, weather station) and payload (speaker, light) "
+            "components are reached when they are not on the autopilot's endpoint, e.g. a real PX4 "
+            "at mavlink_url and the docks simulator (python -m sitl --docks-only) here; "
+            "udpin://HOST:PORT or udpout://HOST:PORT. Default: the same endpoint as mavlink_url"
+        ),
+    )
     mavlink_signing: Literal["required", "when_provisioned", "off"] | None = Field(
         default=None,
         description=(
@@ -104,6 +113,26 @@ class NestConfig(_Model):
             "when_provisioned (the default without one: unsigned until provisioned), or off"
         ),
     )
+
+    @field_validator("dock_url")
+    @classmethod
+    def _mavlink_endpoint(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if parts.scheme not in ("udpin", "udpout") or not parts.hostname or port is None:
+            raise ValueError(f"{url!r} is not udpin://HOST:PORT or udpout://HOST:PORT")
+        return url
+
+    @model_validator(mode="after")
+    def _dock_apart(self) -> NestConfig:
+        if self.dock_url is not None and self.dock_url == self.mavlink_url:
+            raise ValueError("dock_url is the autopilot's mavlink_url: leave it out when they share one")
+        return self
 
     @field_validator("system_id")
     @classmethod
@@ -546,6 +575,11 @@ class CityConfig(_Model):
     def mavlink_url(self, nest: NestConfig) -> str:
         """The MAVSDK-style URL the service uses for ``nest``."""
         return nest.mavlink_url or f"udpin://{self.mavlink.host}:{self.mavlink.client_port_base + nest.id}"
+
+    def dock_url(self, nest: NestConfig) -> str | None:
+        """The endpoint of the nest's dock and payload components when apart from the autopilot's
+        (``NestConfig.dock_url``), else None: they share ``mavlink_url``."""
+        return nest.dock_url
 
 
 # --- loading with line numbers ---------------------------------------------------------------

@@ -62,6 +62,7 @@ async def open_service(
         provision=provision_keys,
         system_ids={nest.id: nest.mav_system_id for nest in config.nests},
         own_network={nest.id for nest in config.nests if nest.own_mavlink_network},
+        dock_endpoints={nest.id: url for nest in config.nests if (url := config.dock_url(nest)) is not None},
     )
     links = contextlib.AsyncExitStack()
     await links.enter_async_context(hardware)

@@ -181,3 +181,44 @@ async def test_watchdog_reports_loss_and_recovers_by_itself(loopback: Loopback) 
         assert [s.connected for s in states] == [False, True, False, True]
     finally:
         task.cancel()
+
+
+async def test_a_nest_whose_dock_is_apart_has_a_second_endpoint_for_it() -> None:
+    """A real PX4 with the docks simulator beside it (NestConfig.dock_url): the dock's link sends
+    through the dock's own endpoint and hears only it; a dock frame arriving through the
+    autopilot's endpoint (a PX4 forwarding between links) is not mixed in, and the dock's endpoint
+    speaks for no autopilot."""
+    bridge = FakeBridge()
+    async with Router(bridge, heartbeat_interval_s=0.2) as router:
+        ap_endpoint = await router.add_nest(NEST_SYSID, ("127.0.0.1", 0))
+        dock_endpoint = await router.add_components(NEST_SYSID, frozenset({DOCK}), ("127.0.0.1", 0))
+        assert ap_endpoint.local_address is not None and dock_endpoint.local_address is not None
+        px4 = await FakeNest(NEST_SYSID, ap_endpoint.local_address).open()
+        docks = await FakeNest(NEST_SYSID, dock_endpoint.local_address).open()
+        try:
+            px4.send(AUTOPILOT, heartbeat())
+            docks.send(DOCK, heartbeat())
+            await wait_until(lambda: ap_endpoint.peer is not None and dock_endpoint.peer is not None)
+            dock_seen = collect(router, NEST_SYSID, DOCK)
+            ap_seen = collect(router, NEST_SYSID, AUTOPILOT)
+            px4.send(DOCK, mav.MAVLink_dock_status_message(0, 4, 50, 0, 0, 0.0, 0, 20.0))  # forwarded copy
+            docks.send(DOCK, mav.MAVLink_dock_status_message(0, 1, 0, 1, 0, 0.0, 0, 20.0))
+            docks.send(AUTOPILOT, heartbeat())  # not the autopilot's endpoint: ignored
+            px4.send(AUTOPILOT, heartbeat())
+            await wait_until(lambda: bool(dock_seen) and bool(ap_seen), what="the dock and the autopilot")
+            await asyncio.sleep(0.2)  # what should not arrive has had the time to
+            assert [m.cover_state for m in dock_seen if m.get_type() == "DOCK_STATUS"] == [1]
+            assert all(m.get_type() == "HEARTBEAT" for m in ap_seen) and len(ap_seen) == 1
+            assert {m.get_srcComponent() for m in bridge.received} == {AUTOPILOT}
+            assert len(bridge.received) == 2  # the PX4's two heartbeats, not the docks simulator's
+
+            router.component(NEST_SYSID, DOCK, "dock").send(
+                mav.MAVLink_command_long_message(NEST_SYSID, DOCK, 42001, 0, 1, 0, 0, 0, 0, 0, 0)
+            )
+            await wait_until(lambda: bool(docks.of_type("COMMAND_LONG")), what="the dock's command")
+            assert px4.of_type("COMMAND_LONG") == []
+            # both endpoints heartbeat as the ground station: each side knows us
+            await wait_until(lambda: bool(px4.of_type("HEARTBEAT")) and bool(docks.of_type("HEARTBEAT")))
+        finally:
+            px4.close()
+            docks.close()
