@@ -29,6 +29,7 @@ from sitl.component import (
 )
 from sitl.dock import SimDock
 from sitl.environment import FaultKind, Faults, GeoPoint, LocalFrame, NestContext, Weather
+from sitl.gcs import attach_gcs_link
 from sitl.link import Address, NestLink
 from sitl.payload import SimPayload
 from sitl.signing import SimSigning, key_path
@@ -44,6 +45,8 @@ class NestSite:
     home: GeoPoint
     bind: Address  # the simulator's own UDP address for this nest
     remote: Address | None  # where it pushes its traffic (a udpin client listens there)
+    gcs_bind: Address | None = None  # a second, PX4-GCS-style link (sitl.gcs); None: none
+    gcs_remote: Address | None = None
 
 
 class SimNest:
@@ -86,6 +89,8 @@ class SimNest:
         camera_outbox = Outbox(sysid, CAMERA_COMPID, self.link.transmit)
         self.camera = SimCamera(self.ctx, camera_outbox, self.autopilot, self.scene, video_host=video_host)
         self.components: list[SimComponent] = [self.autopilot, self.dock, self.payload, self.camera]
+        outboxes = [self.autopilot.outbox, self.dock.outbox, self.payload.outbox, camera_outbox]
+        self.gcs_link = attach_gcs_link(self, outboxes)
         self._last_step_s = clock.now()
 
     # the views components have of each other (sitl.environment.DockView / DroneView) --------
@@ -114,10 +119,15 @@ class SimNest:
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
         await loop.create_datagram_endpoint(lambda: self.link, local_addr=self.site.bind)
+        if self.gcs_link is not None and self.site.gcs_bind is not None:
+            gcs = self.gcs_link
+            await loop.create_datagram_endpoint(lambda: gcs, local_addr=self.site.gcs_bind)
 
     def close(self) -> None:
         self.camera.close()
         self.link.close()
+        if self.gcs_link is not None:
+            self.gcs_link.close()
 
     def step(self, now_s: float, max_dt_s: float = 0.05) -> None:
         """Advance every component to ``now_s`` in sub-steps of at most ``max_dt_s``."""

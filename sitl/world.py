@@ -14,6 +14,7 @@ from dronectl.domain.config import CityConfig, load_config
 from sitl.camera import SceneState
 from sitl.clock import SimClock
 from sitl.environment import GeoPoint, Precipitation, Weather
+from sitl.gcs import GCS_REMOTE_PORT
 from sitl.nest import NestSite, SimNest
 
 log = structlog.get_logger(__name__)
@@ -28,11 +29,15 @@ def make_sites(
     sim_port_base: int | None = None,
     client_port_base: int | None = None,
     host: str | None = None,
+    gcs_port_base: int | None = None,
+    gcs_remote_port: int = GCS_REMOTE_PORT,
 ) -> list[NestSite]:
     """Nest sites from the city config (the shipped Changchun one by default).
 
     Nest N binds ``host:sim_port_base+N`` and pushes to ``host:client_port_base+N``; the bases
-    default to the config's ``mavlink`` section, so endpoints are the same from run to run.
+    default to the config's ``mavlink`` section, so endpoints are the same from run to run. With
+    ``gcs_port_base``, nest N also has a PX4-GCS-style link (``sitl.gcs``) bound to
+    ``host:gcs_port_base+N`` pushing to ``host:gcs_remote_port`` (14550, as every PX4 SITL instance).
     """
     config = config or load_config()
     nests = config.nests
@@ -57,6 +62,8 @@ def make_sites(
             home=GeoPoint(n.lat, n.lon, n.ground_alt_m),
             bind=(bind_host, sim_base + n.id),
             remote=(bind_host, client_base + n.id),
+            gcs_bind=(bind_host, gcs_port_base + n.id) if gcs_port_base is not None else None,
+            gcs_remote=(bind_host, gcs_remote_port) if gcs_port_base is not None else None,
         )
         for n in nests
     ]
@@ -130,7 +137,14 @@ class SimWorld:
             "pymavlink_url": self.pymavlink_url(nest_id),
             "udpout_url": f"udpout://{site.bind[0]}:{site.bind[1]}",
             "sim_endpoint": f"{site.bind[0]}:{site.bind[1]}",
-        }
+        } | (
+            {
+                "gcs_endpoint": f"{site.gcs_bind[0]}:{site.gcs_bind[1]}",
+                "gcs_remote": f"{site.gcs_remote[0]}:{site.gcs_remote[1]}",
+            }
+            if site.gcs_bind is not None and site.gcs_remote is not None
+            else {}
+        )
 
     async def __aenter__(self) -> SimWorld:
         await self.start()
