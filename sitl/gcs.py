@@ -15,35 +15,39 @@ on it alone.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
+from sitl.autopilot.px4 import Px4Autopilot
+from sitl.clock import SimClock
 from sitl.component import MAVLinkMessage, Outbox
-from sitl.link import NestLink
-
-if TYPE_CHECKING:
-    from sitl.nest import SimNest
+from sitl.environment import Faults
+from sitl.link import Address, NestLink
+from sitl.signing import SimSigning
 
 GCS_REMOTE_PORT = 14550  # where every PX4 SITL instance's GCS link pushes (QGroundControl listens)
 
 
-def attach_gcs_link(nest: SimNest, outboxes: list[Outbox]) -> NestLink | None:
-    """Create the nest's GCS link when its site asks for one; mirror ``outboxes`` onto it (the
-    first is the autopilot's)."""
-    site = nest.site
-    if site.gcs_bind is None:
-        return None
-    autopilot = nest.autopilot
+def attach_gcs_link(
+    system_id: int,
+    remote: Address | None,
+    clock: SimClock,
+    faults: Faults,
+    signing: SimSigning,
+    autopilot: Px4Autopilot,
+    dispatch: Callable[[MAVLinkMessage], None],
+    outboxes: list[Outbox],
+) -> NestLink:
+    """The nest's GCS link: ``outboxes`` (the first is the autopilot's) mirrored onto it, what
+    arrives on it handed to ``dispatch`` with the autopilot told it came in on this link."""
 
-    def dispatch(msg: MAVLinkMessage) -> None:
+    def from_gcs(msg: MAVLinkMessage) -> None:
         autopilot.from_gcs_link = True
         try:
-            nest._dispatch(msg)
+            dispatch(msg)
         finally:
             autopilot.from_gcs_link = False
 
-    link = NestLink(
-        site.system_id, nest.clock, nest.ctx.faults, site.gcs_remote, dispatch, signing=nest.link.signing
-    )
+    link = NestLink(system_id, clock, faults, remote, from_gcs, signing=signing)
     mirrors = [outbox.mirror(link.transmit) for outbox in outboxes]
     autopilot.attach_gcs_link(mirrors[0])
     return link

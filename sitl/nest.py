@@ -90,7 +90,20 @@ class SimNest:
         self.camera = SimCamera(self.ctx, camera_outbox, self.autopilot, self.scene, video_host=video_host)
         self.components: list[SimComponent] = [self.autopilot, self.dock, self.payload, self.camera]
         outboxes = [self.autopilot.outbox, self.dock.outbox, self.payload.outbox, camera_outbox]
-        self.gcs_link = attach_gcs_link(self, outboxes)
+        self.gcs_link = (
+            attach_gcs_link(
+                sysid,
+                site.gcs_remote,
+                clock,
+                self.ctx.faults,
+                signing,
+                self.autopilot,
+                self._dispatch,
+                outboxes,
+            )
+            if site.gcs_bind is not None
+            else None
+        )
         self._last_step_s = clock.now()
 
     # the views components have of each other (sitl.environment.DockView / DroneView) --------
