@@ -77,6 +77,13 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--client-port-base", type=int, default=None, help="nest N pushes to BASE+N")
     parser.add_argument("--host", default=None, help="address the nests bind and push to")
     parser.add_argument(
+        "--gcs-port-base",
+        type=int,
+        default=None,
+        help="also a PX4-GCS-style link per nest: nest N binds BASE+N and pushes to --gcs-remote-port",
+    )
+    parser.add_argument("--gcs-remote-port", type=int, default=14550, help="where GCS links push (14550)")
+    parser.add_argument(
         "--state-dir",
         default=None,
         help="what survives a restart (each nest's MAVLink signing key); default: kept in memory",
@@ -166,6 +173,8 @@ def _child_args(args: argparse.Namespace) -> list[str]:
         ("--state-dir", args.state_dir),
         ("--watch-port-base", args.watch_port_base),
         ("--watch-host", args.watch_host),
+        ("--gcs-port-base", args.gcs_port_base),
+        ("--gcs-remote-port", args.gcs_remote_port if args.gcs_port_base is not None else None),
     ):
         if value is not None:
             out += [flag, str(value)]
@@ -234,6 +243,8 @@ async def run(args: argparse.Namespace) -> int:
             args.host,
             args.watch_port_base,
             args.watch_host,
+            gcs_port_base=args.gcs_port_base,
+            gcs_remote_port=args.gcs_remote_port,
         )
         camera = stream_settings(args.camera_size, args.camera_fps, replay=args.camera_replay)
     except (ConfigError, ValueError) as exc:

@@ -36,6 +36,15 @@ class Outbox:
         self.mav = mav.MAVLink(None, srcSystem=system_id, srcComponent=component_id)
         self.mav.robust_parsing = True
         self._transmit = transmit
+        self._mirrors: list[Outbox] = []
+
+    def mirror(self, transmit: Callable[[bytes], None]) -> Outbox:
+        """An outbox of the same component on a second link (the nest's PX4-style GCS link), with
+        its own sequence counter as each of PX4's MAVLink instances has. What :meth:`send` sends
+        goes out on both; :meth:`send_here` stays on one link (its own streams)."""
+        other = Outbox(self.system_id, self.component_id, transmit)
+        self._mirrors.append(other)
+        return other
 
     @property
     def system_id(self) -> int:
@@ -46,7 +55,14 @@ class Outbox:
         return int(self.mav.srcComponent)
 
     def send(self, msg: MAVLinkMessage) -> None:
-        """Encode and send one message (built with ``mav.MAVLink_xxx_message(...)``)."""
+        """Encode and send one message (built with ``mav.MAVLink_xxx_message(...)``) on this
+        link and its mirrors."""
+        self._transmit(msg.pack(self.mav))
+        for other in self._mirrors:
+            other.send_here(msg)
+
+    def send_here(self, msg: MAVLinkMessage) -> None:
+        """Send on this link only (a stream of this link's own rates)."""
         self._transmit(msg.pack(self.mav))
 
     def statustext(self, text: str, severity: int = mav.MAV_SEVERITY_INFO) -> None:

@@ -37,6 +37,7 @@ from sitl.component import (
 from sitl.dock import SimDock
 from sitl.drone_watch import WatchedDrone
 from sitl.environment import DroneView, FaultKind, Faults, GeoPoint, LocalFrame, NestContext, Weather
+from sitl.gcs import attach_gcs_link
 from sitl.link import Address, NestLink
 from sitl.payload import SimPayload
 from sitl.signing import SimSigning, key_path
@@ -53,6 +54,8 @@ class NestSite:
     bind: Address  # the simulator's own UDP address for this nest
     remote: Address | None  # where it pushes its traffic (a udpin client listens there)
     watch: Address | None = None  # NestMode.DOCK: the real autopilot's link the dock listens to
+    gcs_bind: Address | None = None  # a second, PX4-GCS-style link (sitl.gcs); None: none
+    gcs_remote: Address | None = None
 
 
 class NestMode(enum.Enum):
@@ -120,6 +123,22 @@ class SimNest:
         self.components: list[SimComponent] = [
             c for c in (self.autopilot, self.dock, self.payload, self.camera) if c is not None
         ]
+        self.gcs_link: NestLink | None = None
+        if site.gcs_bind is not None:  # a second, PX4-GCS-style link: the simulated autopilot's
+            if self.autopilot is None:
+                raise ValueError(f"nest {site.nest_id}: a PX4-GCS-style link needs the simulated autopilot")
+            outboxes = [self.autopilot.outbox]  # the autopilot's first, as attach_gcs_link wants
+            outboxes += [c.outbox for c in (self.dock, self.payload, self.camera) if c is not None]
+            self.gcs_link = attach_gcs_link(
+                sysid,
+                site.gcs_remote,
+                clock,
+                self.ctx.faults,
+                signing,
+                self.autopilot,
+                self._dispatch,
+                outboxes,
+            )
         self._last_step_s = clock.now()
 
     # the views components have of each other (sitl.environment.DockView / DroneView) --------
@@ -162,6 +181,9 @@ class SimNest:
         await loop.create_datagram_endpoint(lambda: self.link, local_addr=self.site.bind)
         if self.watched is not None:
             await self.watched.open()
+        if self.gcs_link is not None and self.site.gcs_bind is not None:
+            gcs = self.gcs_link
+            await loop.create_datagram_endpoint(lambda: gcs, local_addr=self.site.gcs_bind)
 
     def close(self) -> None:
         if self.camera is not None:
@@ -169,6 +191,8 @@ class SimNest:
         if self.watched is not None:
             self.watched.close()
         self.link.close()
+        if self.gcs_link is not None:
+            self.gcs_link.close()
 
     def step(self, now_s: float, max_dt_s: float = 0.05) -> None:
         """Advance every component to ``now_s`` in sub-steps of at most ``max_dt_s``."""

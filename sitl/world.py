@@ -15,6 +15,7 @@ from dronectl.domain.config import CityConfig, NestConfig, load_config
 from sitl.camera import SceneState
 from sitl.clock import SimClock
 from sitl.environment import GeoPoint, Precipitation, Weather
+from sitl.gcs import GCS_REMOTE_PORT
 from sitl.nest import NestMode, NestSite, SimNest
 
 log = structlog.get_logger(__name__)
@@ -31,6 +32,8 @@ def make_sites(
     host: str | None = None,
     watch_port_base: int | None = None,
     watch_host: str | None = None,
+    gcs_port_base: int | None = None,
+    gcs_remote_port: int = GCS_REMOTE_PORT,
 ) -> list[NestSite]:
     """Nest sites from the city config (the shipped Changchun one by default).
 
@@ -39,6 +42,8 @@ def make_sites(
     ``watch_port_base`` (docks-only nests): nest N's dock listens to its real autopilot at
     ``watch_host:watch_port_base+N``; the host defaults to the one the nest's ``udpout://``
     mavlink_url dials (its PX4 container), else the config's ``mavlink.host``.
+    With ``gcs_port_base``, nest N also has a PX4-GCS-style link (``sitl.gcs``) bound to
+    ``host:gcs_port_base+N`` pushing to ``host:gcs_remote_port`` (14550, as every PX4 SITL instance).
     """
     config = config or load_config()
     nests = config.nests
@@ -68,6 +73,8 @@ def make_sites(
                 if watch_port_base is not None
                 else None
             ),
+            gcs_bind=(bind_host, gcs_port_base + n.id) if gcs_port_base is not None else None,
+            gcs_remote=(bind_host, gcs_remote_port) if gcs_port_base is not None else None,
         )
         for n in nests
     ]
@@ -142,7 +149,7 @@ class SimWorld:
         """The JSON line ``python -m sitl`` prints for a nest."""
         nest = self.nest(nest_id)
         site = nest.site
-        return {
+        out: dict[str, object] = {
             "id": site.nest_id,
             "name": site.name,
             "system_id": site.system_id,
@@ -154,8 +161,13 @@ class SimWorld:
             "udpout_url": f"udpout://{site.bind[0]}:{site.bind[1]}",
             "sim_endpoint": f"{site.bind[0]}:{site.bind[1]}",
             "mode": nest.mode.value,
-            **({"watch": f"{site.watch[0]}:{site.watch[1]}"} if site.watch is not None else {}),
         }
+        if site.watch is not None:
+            out["watch"] = f"{site.watch[0]}:{site.watch[1]}"
+        if site.gcs_bind is not None and site.gcs_remote is not None:
+            out["gcs_endpoint"] = f"{site.gcs_bind[0]}:{site.gcs_bind[1]}"
+            out["gcs_remote"] = f"{site.gcs_remote[0]}:{site.gcs_remote[1]}"
+        return out
 
     async def __aenter__(self) -> SimWorld:
         await self.start()

@@ -14,6 +14,7 @@ Commands and the mode logic live here; what each mode flies is in ``navigator``,
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from adapters.mavlink import dronectl_v20 as mav
@@ -123,6 +124,12 @@ class Px4Autopilot:
         self.vehicle = Multicopter(VehicleState())
         self.battery = Battery()
         self.streams = StreamScheduler(telemetry.DEFAULT_RATES_HZ)
+        # the nest's optional PX4-style GCS link (sitl.gcs): its own outbox and stream rates
+        self.gcs_outbox: Outbox | None = None
+        self.gcs_streams: StreamScheduler | None = None
+        self.from_gcs_link = False  # while a message that came in on the GCS link is handled
+        self._setpoint: Setpoint | None = None
+        self._ping_seq = 0
         self.mode = FlightMode.LOITER
         # PX4's UserModeIntention._nav_state_after_disarming: the last mode selected (not by a
         # failsafe) that does not prevent arming; the mode PX4 returns to when it disarms
@@ -151,6 +158,17 @@ class Px4Autopilot:
         self._gps_lost_handled = False
         self._inside_dock = True
         self._home_sent = False
+
+    def attach_gcs_link(self, outbox: Outbox) -> None:
+        """Stream PX4 SITL's GCS-link message set, at its recorded rates, through ``outbox``."""
+        self.gcs_outbox = outbox
+        self.gcs_streams = StreamScheduler(telemetry.GCS_LINK_RATES_HZ)
+
+    def _link(self) -> tuple[StreamScheduler, Outbox]:
+        """The streams and outbox of the link the message being handled came in on."""
+        if self.from_gcs_link and self.gcs_streams is not None and self.gcs_outbox is not None:
+            return self.gcs_streams, self.gcs_outbox
+        return self.streams, self.outbox
 
     # read-only state the rest of the sim uses ----------------------------------------------
     @property
@@ -446,20 +464,21 @@ class Px4Autopilot:
             self._ack(cmd, mav.MAV_RESULT_DENIED)
             return
         self._ack(cmd, mav.MAV_RESULT_ACCEPTED)
-        self.outbox.send(msg)
+        self._link()[1].send_here(msg)
 
     def _cmd_request_capabilities(self, cmd: Command) -> None:
         self._ack(cmd, mav.MAV_RESULT_ACCEPTED)
         self.outbox.send(telemetry.autopilot_version(self.ctx.system_id))
 
     def _cmd_set_interval(self, cmd: Command) -> None:
-        ok = self.streams.set_interval(int(cmd.p(1)), cmd.p(2), self._now_s)
+        ok = self._link()[0].set_interval(int(cmd.p(1)), cmd.p(2), self._now_s)
         self._ack(cmd, mav.MAV_RESULT_ACCEPTED if ok else mav.MAV_RESULT_DENIED)
 
     def _cmd_get_interval(self, cmd: Command) -> None:
         msg_id = int(cmd.p(1))
         self._ack(cmd, mav.MAV_RESULT_ACCEPTED)
-        self.outbox.send(mav.MAVLink_message_interval_message(msg_id, self.streams.interval_us(msg_id)))
+        streams, outbox = self._link()
+        outbox.send_here(mav.MAVLink_message_interval_message(msg_id, streams.interval_us(msg_id)))
 
     # modes and tasks -----------------------------------------------------------------------
     def _set_mode(self, mode: FlightMode, task: Task | bool | None = True, failsafe: bool = False) -> None:
@@ -590,6 +609,7 @@ class Px4Autopilot:
     def _fly(self, dt_s: float) -> None:
         vehicle, s = self.vehicle, self.vehicle.state
         floor, ceiling = self._floor_and_ceiling()
+        self._setpoint = None
         if not self._armed:
             if s.height_m > floor + 0.01:
                 vehicle.fall(dt_s)
@@ -611,6 +631,7 @@ class Px4Autopilot:
         if self.ctx.faults.gps_lost(self._now_s):
             # no position estimate: the vehicle holds its attitude and drifts with the wind
             setpoint = Setpoint(s.north_m, s.east_m, setpoint.down_m, setpoint.yaw_deg)
+        self._setpoint = setpoint
         if self._landed and -setpoint.down_m < floor + 0.3:
             vehicle.rest()
             s.down_m = -floor
@@ -878,6 +899,9 @@ class Px4Autopilot:
             gps_fix=self.gps_fix(),
             prearm_ok=self.prearm_ok(),
             landed_state=self.landed_state(),
+            armed=self._armed,
+            setpoint=self._setpoint,
+            ping_seq=self._ping_seq,
         )
 
     def heartbeat(self) -> MAVLinkMessage:
@@ -914,7 +938,9 @@ class Px4Autopilot:
         return builder(self._snapshot()) if builder is not None else None
 
     def _send_streams(self) -> None:
-        due = self.streams.due(self._now_s)
+        self._send_due(self.streams, self.outbox)
+        if self.gcs_streams is not None and self.gcs_outbox is not None:
+            self._send_due(self.gcs_streams, self.gcs_outbox)
         if self._reached is not None:
             seq, until, next_s = self._reached
             if self._now_s >= until:
@@ -922,14 +948,18 @@ class Px4Autopilot:
             elif self._now_s >= next_s:
                 self.outbox.send(mav.MAVLink_mission_item_reached_message(seq))
                 self._reached = (seq, until, next_s + 1.0)
+
+    def _send_due(self, streams: StreamScheduler, outbox: Outbox) -> None:
+        """One link's streams that are due now, on that link only."""
+        due = streams.due(self._now_s)
         if not due:
             return
         snap: telemetry.Snapshot | None = None
         for msg_id in due:
             if msg_id == mav.MAVLINK_MSG_ID_HEARTBEAT:
-                self.outbox.send(self.heartbeat())
+                outbox.send_here(self.heartbeat())
             elif msg_id == mav.MAVLINK_MSG_ID_MISSION_CURRENT:
-                self.outbox.send(self._mission_current())
+                outbox.send_here(self._mission_current())
             elif (msg_id == mav.MAVLINK_MSG_ID_HOME_POSITION and self._now_s < HOME_AFTER_S) or (
                 msg_id in (mav.MAVLINK_MSG_ID_GLOBAL_POSITION_INT, mav.MAVLINK_MSG_ID_GPS_RAW_INT)
                 and (self._now_s < GPS_FIX_AFTER_S)
@@ -939,7 +969,11 @@ class Px4Autopilot:
                 builder = _BUILDERS.get(msg_id)
                 if builder is not None:
                     snap = snap or self._snapshot()
-                    self.outbox.send(builder(snap))
+                    msg = builder(snap)
+                    if msg is not None:
+                        outbox.send_here(msg)
+                    if msg_id == mav.MAVLINK_MSG_ID_PING:
+                        self._ping_seq += 1
 
     # statustext ----------------------------------------------------------------------------
     def _text(self, text: str, severity: int = mav.MAV_SEVERITY_INFO) -> None:
@@ -966,7 +1000,7 @@ class Px4Autopilot:
         self.ctx.recorder.add(self._now_s, "autopilot", kind, **data)
 
 
-_BUILDERS = {
+_BUILDERS: dict[int, Callable[[telemetry.Snapshot], MAVLinkMessage | None]] = {
     mav.MAVLINK_MSG_ID_SYS_STATUS: telemetry.sys_status,
     mav.MAVLINK_MSG_ID_BATTERY_STATUS: telemetry.battery_status,
     mav.MAVLINK_MSG_ID_GLOBAL_POSITION_INT: telemetry.global_position_int,
@@ -978,4 +1012,15 @@ _BUILDERS = {
     mav.MAVLINK_MSG_ID_VFR_HUD: telemetry.vfr_hud,
     mav.MAVLINK_MSG_ID_ALTITUDE: telemetry.altitude,
     mav.MAVLINK_MSG_ID_LOCAL_POSITION_NED: telemetry.local_position_ned,
+    mav.MAVLINK_MSG_ID_ATTITUDE_TARGET: telemetry.attitude_target,
+    mav.MAVLINK_MSG_ID_POSITION_TARGET_LOCAL_NED: telemetry.position_target_local_ned,
+    mav.MAVLINK_MSG_ID_POSITION_TARGET_GLOBAL_INT: telemetry.position_target_global_int,
+    mav.MAVLINK_MSG_ID_SERVO_OUTPUT_RAW: telemetry.servo_output_raw,
+    mav.MAVLINK_MSG_ID_SCALED_PRESSURE: telemetry.scaled_pressure,
+    mav.MAVLINK_MSG_ID_DISTANCE_SENSOR: telemetry.distance_sensor,
+    mav.MAVLINK_MSG_ID_ESTIMATOR_STATUS: telemetry.estimator_status,
+    mav.MAVLINK_MSG_ID_VIBRATION: telemetry.vibration,
+    mav.MAVLINK_MSG_ID_PING: telemetry.ping,
+    mav.MAVLINK_MSG_ID_OPEN_DRONE_ID_LOCATION: telemetry.open_drone_id_location,
+    mav.MAVLINK_MSG_ID_OPEN_DRONE_ID_SYSTEM: telemetry.open_drone_id_system,
 }
