@@ -14,7 +14,7 @@ import pytest
 from tests.console.conftest import Service
 from tests.console.tmux import TmuxConsole, tmux_available
 
-pytestmark = pytest.mark.skipif(not tmux_available(), reason="tmux is not installed")
+assert tmux_available(), "tmux is not installed: scripts/system-deps.sh installs it"
 
 FLYING = {"preflight", "launching", "en_route", "on_station"}
 

@@ -14,7 +14,7 @@ import pytest
 
 from dronectl.nest.tts import TtsError, render_speech, render_speech_async, voice_for
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+assert shutil.which("espeak-ng"), "espeak-ng is not installed: scripts/system-deps.sh installs it"
 
 ZH_SHORT = "前方道路结冰"
 ZH_LONG = "前方道路结冰，请减速慢行，注意变道，避开事故路段。"

@@ -90,8 +90,7 @@ def mosquitto_conf(users_file: Path, acl: Path, port: int) -> str:
 @contextlib.contextmanager
 def shipped_mosquitto(tmp_path: Path, root: str) -> Iterator[Broker]:
     binary = mosquitto_binary()
-    if binary is None:
-        pytest.skip("no mosquitto binary: scripts/system-deps.sh installs it")
+    assert binary is not None, "no mosquitto binary: scripts/system-deps.sh installs it"
     users_file, service_user, service_password = _users(tmp_path)
     acl = tmp_path / "acl"
     acl.write_text(acl_file(root), encoding="utf-8")

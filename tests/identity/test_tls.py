@@ -80,8 +80,7 @@ async def test_embedded_broker_tls_with_and_without_the_ca(tmp_path: Path) -> No
 @contextlib.contextmanager
 def tls_mosquitto(tmp_path: Path) -> Iterator[int]:
     binary = mosquitto_binary()
-    if binary is None:
-        pytest.skip("no mosquitto binary: scripts/system-deps.sh installs it")
+    assert binary is not None, "no mosquitto binary: scripts/system-deps.sh installs it"
     files = make_certs(tmp_path / "tls", [])
     users_file = tmp_path / "users"
     write_users(users_file)

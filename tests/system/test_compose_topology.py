@@ -23,7 +23,6 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from sitl.control import request
@@ -83,8 +82,8 @@ def records(port: int, nest_id: int, kind: str) -> list[str]:
     return [r["kind"] for r in reply["records"]]
 
 
-@pytest.mark.skipif(mosquitto_binary() is None, reason="no mosquitto binary (scripts/system-deps.sh)")
 def test_compose_topology_flies_with_px4_shaped_autopilots_and_the_docks_simulator(tmp_path: Path) -> None:
+    assert mosquitto_binary() is not None, "no mosquitto binary: scripts/system-deps.sh installs it"
     autopilots, docks = allocate_port_base(), allocate_port_base()
     config = compose_shaped_config(tmp_path / "compose.yaml", autopilots, docks)
     autopilots_port, docks_port = free_tcp_port(), free_tcp_port()

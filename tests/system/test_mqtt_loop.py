@@ -48,8 +48,7 @@ def broker_port() -> Iterator[int]:
     if _listening(1883):
         yield 1883
         return
-    if mosquitto_binary() is None:
-        pytest.skip("no Mosquitto at 127.0.0.1:1883 and no mosquitto binary")
+    assert mosquitto_binary() is not None, "no Mosquitto at 127.0.0.1:1883 and no mosquitto binary"
     own = Mosquitto(free_tcp_port())
     own.start()
     try:
