@@ -146,17 +146,25 @@ class Fleet:
         """The nest's commands left without a final outcome by the instance that held it before
         (killed, paused, partitioned): recorded as failed, ``interrupted``, with the reason."""
         for row in await self.audit.open_commands(nest_id):
+            reason = (
+                f"interrupted: the instance running it lost nest {nest_id} (stopped, killed or cut"
+                " off); the nest is controlled again by another, the drone followed where it is"
+            )
             await self.audit.record_outcome(
                 OutcomeRecord(
-                    row["command_id"],
-                    self.clock.wall(),
-                    CommandOutcome.FAILED,
-                    "interrupted",
-                    f"interrupted: the instance running it lost nest {nest_id} (stopped, killed or cut"
-                    " off); the nest is controlled again by another, the drone followed where it is",
+                    row["command_id"], self.clock.wall(), CommandOutcome.FAILED, "interrupted", reason
                 )
             )
             log.warning("fleet.command_interrupted", nest=nest_id, id=row["command_id"], method=row["method"])
+            # recorded first, then told: its sender (and every operator) sees it on the nest's events
+            self.controllers[nest_id].event(
+                "command_interrupted",
+                f"{row['method']} {row['command_id']} by {row['actor_id']}: {reason}",
+                command_id=row["command_id"],
+                method=row["method"],
+                actor_id=row["actor_id"],
+                code="interrupted",
+            )
 
     async def _open_flight(self, nest_id: int) -> Flight | None:
         rows = await self.audit.open_flights(nest_id=nest_id)

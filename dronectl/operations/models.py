@@ -126,6 +126,7 @@ class EventKind(StrEnum):
     MAINTENANCE = "maintenance"
     CONTROL = "control"  # manual control taken or released
     COMMAND_REJECTED = "command_rejected"  # a request on MQTT was malformed, expired, forbidden...
+    COMMAND_INTERRUPTED = "command_interrupted"  # left running by an instance that lost the nest
     PATROL = "patrol"  # a patrol mission changed state (planned, launching, patrolling, ..., ended)
     CONGESTION = "congestion"  # a congestion patrol's reading of a road stretch (level, density, speed)
 

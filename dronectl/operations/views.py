@@ -70,6 +70,7 @@ _KINDS = {
     "returning": api.EventKind.RETURNING,
     "landed": api.EventKind.LANDED,
     "refused": api.EventKind.REFUSED,
+    "command_interrupted": api.EventKind.COMMAND_INTERRUPTED,
     "fault": api.EventKind.FAULT,
     "launch_aborted": api.EventKind.FAULT,
     "link_lost": api.EventKind.LINK_LOST,
@@ -272,12 +273,13 @@ def event_from(
         elif "geofence" in text or "no-fly" in text:
             kind = api.EventKind.GEOFENCE
     event_flight = data.get("flight_id")
+    event_command = data.get("command_id")  # the event is about a command of its own (interrupted)
     return api.Event(
         kind=kind,
         at=utc(at_unix_s),
         nest_id=nest_event.nest_id,
         message=nest_event.message,
-        command_id=command_id,
+        command_id=event_command if isinstance(event_command, str) else command_id,
         flight_id=event_flight if isinstance(event_flight, str) else flight_id,
         data=data,
     )

@@ -204,6 +204,16 @@ async def test_kill_9_of_an_instance_with_two_drones_airborne(
         )
         took_s = time.monotonic() - killed
         print(f"nests {flown} owned again after {took_s:.2f} s by {[owners[n] for n in flown]}")
+        for nest in flown:  # the command the victim was running: told to its sender, by the heir
+            told = await cluster.by_name[owners[nest]].wait_line(
+                lambda line, nest=nest: (
+                    line.get("nest") == nest
+                    and line.get("event") == "command_interrupted"
+                    and f"cmd-running-{nest} by officer-7" in line.get("message", "")
+                ),
+                30,
+            )
+            assert f"lost nest {nest}" in told["message"]
 
         await bring_home(cluster, owners, flights)
         assert {n: (await lease_owners(url)).get(n) for n in flown} == {n: owners[n] for n in flown}
