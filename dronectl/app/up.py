@@ -461,6 +461,11 @@ async def run(args: argparse.Namespace) -> int:
         )
         if keeper is not None:  # requests for nests another instance holds are that one's to answer
             gateway.holds = keeper.held
+            # ... kept here all the same, and decided if this instance gains the nest before that
+            # one answered them (it died): a request sent during a takeover is not lost
+            keeper.listeners.append(
+                lambda nest, fence: gateway.nest_gained(nest) if fence is not None else None
+            )
             # the automations run on one instance, the leader (app/leader.py): its writes fenced
             gateway.leads = keeper.leading
             controller.automations_elsewhere = True

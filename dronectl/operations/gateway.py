@@ -123,6 +123,22 @@ class CommandGateway:
         # several instances: whether this one leads the automations now; incident.confirm and
         # patrol.* are the leader's to run (the others would refuse them: not running here)
         self.leads: Callable[[], bool] | None = None
+        # several instances: told when this instance gains a nest (the transports then decide the
+        # requests for it they kept while another instance, or none, held it)
+        self.gained_sinks: list[Callable[[int], None]] = []
+
+    def nest_gained(self, nest_id: int) -> None:
+        """This instance holds ``nest_id`` now (a lease listener calls it)."""
+        for sink in list(self.gained_sinks):
+            sink(nest_id)
+
+    async def answered_elsewhere(self, command_id: str) -> bool:
+        """Whether ``command_id`` has an outcome here or in the shared store (another instance
+        took it while it held the nest): a request kept for a nest gained since is then left
+        alone, never run twice nor answered twice."""
+        if self.dispatcher.knows(command_id):
+            return True
+        return self.outcomes is not None and await self.outcomes.first_outcome(command_id) is not None
 
     async def load_recent(self) -> None:
         """Load the first outcomes of every command that could still run (received within the
@@ -155,7 +171,10 @@ class CommandGateway:
         if self.holds is not None:
             where = self.topics.parse(topic, self.nest_ids)
             if isinstance(where, NestCommands) and not self.holds(where.nest_id):
-                return Ignore(f"nest {where.nest_id} is controlled by another dronectl instance now")
+                return Ignore(
+                    f"nest {where.nest_id} is controlled by another dronectl instance now",
+                    nest_elsewhere=where.nest_id,
+                )
         decision = self.dispatcher.decide(
             topic, payload, sender, retained=retained, received_at_unix_s=received, delivery=delivery
         )

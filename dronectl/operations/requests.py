@@ -137,6 +137,7 @@ class AwaitFirst:
 @dataclass(frozen=True)
 class Ignore:
     reason: str
+    nest_elsewhere: int | None = None  # several instances: the nest is another's now (or no one's)
 
 
 Decision = Execute | Refuse | Repeat | AwaitFirst | Ignore

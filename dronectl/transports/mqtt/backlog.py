@@ -32,6 +32,7 @@ class Received:
     sender: str  # the topic's user ("" when the topic names none)
     delivery: Delivery | None = None  # what an MQTT 5 message carries for the request
     correlation: bytes | None = None  # MQTT 5 Correlation Data, given back on every answer
+    kept: bool = False  # kept while another instance held its nest, decided now this one does
 
 
 class Backlog:

@@ -49,6 +49,7 @@ from dronectl.domain.roles import Channel, Role
 from dronectl.operations.gateway import CommandGateway, RefusalNotRecordedError
 from dronectl.operations.models import (
     AIRBORNE_PHASES,
+    MAX_TTL_S,
     ControllerStatus,
     ErrorBody,
     ErrorCode,
@@ -81,6 +82,7 @@ OUTBOX_SIZE = 2048  # refusal replies and events waiting to be published (oldest
 REFUSAL_REPLIES_PER_S = 20  # per sender, for refusals counted in a burst (the burst's event says the rest)
 MAX_WAITING_COPIES = 1024  # copies of pending commands waiting for their first outcome
 FIRST_OUTCOME_WAIT_S = 30.0  # how long a copy waits for its command's first outcome
+KEPT_PER_NEST = 256  # requests kept per nest another instance holds (docs/deployment.md)
 
 
 def _no_delay(client: Client) -> None:
@@ -250,6 +252,10 @@ class MqttApi:
         self.decided = 0  # of which decided
         self._waiting_copies = 0
         self._subscribed = self.topics.subscriptions()
+        # several instances: requests for a nest another instance (or none, during a takeover)
+        # holds, kept until this one gains it or they could no longer run (MAX_TTL_S)
+        self._kept: dict[int, deque[Received]] = {}
+        self.gateway.gained_sinks.append(self._nest_gained)
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -385,6 +391,7 @@ class MqttApi:
                     received_at=item.received_at_unix_s,
                     delivery=item.delivery,
                     correlation=item.correlation,
+                    kept=item.kept,
                 )
             except Exception:  # one bad message, a bug or an audit write error: logged, never silent
                 log.exception("mqtt.handle_failed", topic=item.topic)
@@ -432,9 +439,16 @@ class MqttApi:
         received_at: float | None = None,
         delivery: Delivery | None = None,
         correlation: bytes | None = None,
+        kept: bool = False,
     ) -> None:
         """``delivery``, ``correlation``: an MQTT 5 message's properties (Response Topic, expiry;
-        Correlation Data, on every answer to it)."""
+        Correlation Data, on every answer to it). ``kept``: a request kept while another instance
+        held its nest, decided now that this one does (left alone if that one took it)."""
+        if kept:
+            command_id = self.dispatcher.request_id(payload)
+            if command_id is not None and await self.gateway.answered_elsewhere(command_id):
+                log.info("mqtt.kept_taken_elsewhere", topic=topic, id=command_id)
+                return
         sender = self._sender(topic)
         if isinstance(self.topics.parse(topic, self.nest_ids), Incidents):
             if retained:
@@ -455,6 +469,11 @@ class MqttApi:
             decision = exc.decision
         if isinstance(decision, Ignore):
             log.info("mqtt.ignored", topic=topic, reason=decision.reason)
+            if decision.nest_elsewhere is not None and not retained:
+                item = Received(
+                    topic, payload, retained, received_at or self.clock(), "", delivery, correlation
+                )
+                self._keep(decision.nest_elsewhere, item)
         elif isinstance(decision, Refuse):
             if decision.alone:  # the rest of a burst: one log line and one event when it ends
                 log.info("mqtt.refused", topic=topic, id=decision.reply.id, error=decision.event.message)
@@ -479,6 +498,37 @@ class MqttApi:
                 self._execute(decision.command, decision.reply_to, correlation),
                 name=f"mqtt.command[{decision.command.id}]",
             )
+
+    def _keep(self, nest_id: int, item: Received) -> None:
+        """Keep a request for a nest another instance holds: if that instance dies before it
+        answers, this one may gain the nest and must not have lost the request (bounded: the
+        oldest go first; none older than the longest ttl)."""
+        kept = self._kept.setdefault(nest_id, deque(maxlen=KEPT_PER_NEST))
+        oldest = self.clock() - MAX_TTL_S - self.dispatcher.max_future_skew_s
+        while kept and kept[0].received_at_unix_s < oldest:
+            kept.popleft()
+        kept.append(item)
+
+    def _nest_gained(self, nest_id: int) -> None:
+        """This instance holds ``nest_id`` now: the requests kept for it are decided as if read
+        now (expired ones refused as such), each left alone if the last holder took it."""
+        kept = self._kept.pop(nest_id, None)
+        if not kept:
+            return
+        now = self.clock()
+        oldest = now - MAX_TTL_S - self.dispatcher.max_future_skew_s
+        again = [item for item in kept if item.received_at_unix_s >= oldest]
+        log.info("mqtt.kept_requests", nest=nest_id, count=len(again))
+        for item in again:
+            sender = self.topics.sender(item.topic) or ""
+            dropped = self.backlog.put(
+                Received(
+                    item.topic, item.payload, False, now, sender, item.delivery, item.correlation, kept=True
+                )
+            )
+            if dropped is not None:
+                self._refuse_unread(dropped)
+        self._backlog_ready.set()
 
     def _may_answer(self, user: str) -> bool:
         """Whether a refusal counted in a burst is answered: up to REFUSAL_REPLIES_PER_S a second
