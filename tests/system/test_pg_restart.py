@@ -52,7 +52,7 @@ async def logged(log: Path, event: str, nest: int, times: int, timeout_s: float)
     """Wait until the instance has logged ``event`` for ``nest`` ``times`` times: what it says it did
     (letting a nest go is not a phase: the controller stops, nothing is reported on stdout)."""
     async with asyncio.timeout(timeout_s):
-        while count_logged(log, event, nest) < times:
+        while count_logged(log, event, nest) < times:  # noqa: ASYNC110 - polling a file
             await asyncio.sleep(0.05)
 
 
