@@ -8,10 +8,17 @@ test and dropped after it (``WITH (FORCE)``: a connection a failed test left ope
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import glob
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 
@@ -83,3 +90,67 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float, per
             if await check():
                 return
             await asyncio.sleep(period_s)
+
+
+class OwnServer:
+    """A PostgreSQL server of the test's own (initdb into a temporary directory, a free port), to
+    stop and start again: a real restart, which the shared server at 127.0.0.1:5432 must never see.
+    Debian's binaries (the newest /usr/lib/postgresql/*/bin), run as ``postgres`` when we are root,
+    as ``.ci/run`` does."""
+
+    def __init__(self) -> None:
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+        if not found:
+            raise RuntimeError("the tests need Debian's postgresql package (/usr/lib/postgresql/*/bin)")
+        self.bin = Path(found[-1]).parent
+        # not under pytest's tmp_path: the postgres user cannot enter root's 0700 directories
+        self.dir = Path(tempfile.mkdtemp(prefix="dronectl-pg-"))
+        self.data = self.dir / "data"
+        self.as_pg: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+            self.as_pg = ["runuser", "-u", "postgres", "--"]
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port: int = s.getsockname()[1]
+        self.dsn = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*self.as_pg, *args], check=True, capture_output=True, timeout=120)
+
+    def init(self) -> None:
+        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust")
+
+    def start(self) -> None:
+        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
+        log = str(self.dir / "server.log")
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", log, "-w", "-o", opts, "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def url_for(self, database: str) -> str:
+        return self.dsn.rsplit("/", 1)[0] + f"/{database}"
+
+    def create_database(self, name: str) -> str:
+        with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"'.encode())
+        return self.url_for(name)
+
+    def log(self) -> str:
+        path = self.dir / "server.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+@contextmanager
+def own_server() -> Iterator[OwnServer]:
+    """A running PostgreSQL of the test's own; stopped (immediate) and removed after it."""
+    server = OwnServer()
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        with contextlib.suppress(Exception):
+            server.stop("immediate")
+        shutil.rmtree(server.dir, ignore_errors=True)

@@ -3,8 +3,9 @@
 Every time is the database's clock (``clock_timestamp()``), never an instance's: instances with
 skewed clocks still agree on who holds what. A lease row per nest (v3 in schema_pg.py): owner,
 fencing token, expiry. The token only grows (a trigger refuses less) and the row is never
-deleted, so a token is never handed out twice for a nest. The audit store checks a write's token
-against this row in the write's own transaction (store.py, ``Fence``).
+deleted, so a token is never handed out twice for a nest (an instance taking back, with the same
+process, an expired lease nobody took meanwhile keeps its token: the same tenure, resumed). The
+audit store checks a write's token against this row in the write's own transaction (store.py, ``Fence``).
 
 Its own connection and writer thread (writer.py), apart from the audit store's: a renewal never
 waits behind a batch of records.
@@ -24,8 +25,13 @@ from dronectl.domain.leases import AUTOMATIONS, Lease
 
 _NOW = "extract(epoch FROM clock_timestamp())::float8"
 _LEASE_COLS = "nest_id, owner, token, expires_at_unix_s"
-# in acquire's upsert: the row is our own lease, not expired yet (EXCLUDED.acquired_at_unix_s is now)
-_STILL_OURS = "l.owner = EXCLUDED.owner AND l.expires_at_unix_s > EXCLUDED.acquired_at_unix_s"
+# in acquire's upsert: the row is our own lease, not expired yet (EXCLUDED.acquired_at_unix_s is now),
+# or expired with the token this process held last (the ? parameter): nobody took it in between (a
+# takeover raises the token), so its tenure goes on under the same token and what it spooled while
+# the database was away is still fenced right when replayed (a PostgreSQL restart)
+_STILL_OURS = (
+    "l.owner = EXCLUDED.owner AND (l.expires_at_unix_s > EXCLUDED.acquired_at_unix_s OR l.token = ?)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +126,14 @@ class LeaseBook:
 
         return await self._writer.submit(read, write=False)
 
-    async def acquire(self, nest_id: int, owner: str, ttl_s: float) -> Lease | None:
+    async def acquire(
+        self, nest_id: int, owner: str, ttl_s: float, last_token: int | None = None
+    ) -> Lease | None:
         """Take the nest if its lease is free or expired (a new token), or extend our own valid one
-        (same token); None if another instance holds it."""
+        (same token); None if another instance holds it. ``last_token``: the token this process
+        last held for the nest; an expired row still ours with it is taken back with the same token
+        (nobody held the nest in between), not a new one."""
+        keep = -1 if last_token is None else last_token  # tokens start at 1
 
         def take(conn: Connection) -> Lease | None:
             row = conn.execute(
@@ -135,7 +146,7 @@ class LeaseBook:
                 " owner = EXCLUDED.owner, expires_at_unix_s = EXCLUDED.expires_at_unix_s"
                 " WHERE l.expires_at_unix_s <= EXCLUDED.acquired_at_unix_s OR l.owner = EXCLUDED.owner"
                 f" RETURNING {_LEASE_COLS}",
-                (nest_id, owner, ttl_s),
+                (nest_id, owner, ttl_s, keep, keep),
             ).fetchone()
             return None if row is None else _lease(row)
 

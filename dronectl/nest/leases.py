@@ -79,6 +79,7 @@ class LeaseKeeper:
         self.lead = lead  # a candidate for the automations leader
         self.listeners: list[Listener] = []
         self._held: dict[int, _Held] = {}
+        self._last_token: dict[int, int] = {}  # the token held last per nest, kept when lost (acquire)
         self.renewals = 0
         self.takeovers = 0
         self.db_ok = False
@@ -183,7 +184,9 @@ class LeaseKeeper:
                 self._held[nest_id].lease = lease
                 self._held[nest_id].deadline_mono_s = sent + s.ttl_s - s.safety_margin_s
                 self.renewals += 1
-        taken = await asyncio.gather(*(self.book.acquire(n, self.instance_id, s.ttl_s) for n in acquire))
+        taken = await asyncio.gather(
+            *(self.book.acquire(n, self.instance_id, s.ttl_s, self._last_token.get(n)) for n in acquire)
+        )
         for nest_id, lease in zip(acquire, taken, strict=True):
             if lease is not None:
                 self._gain(nest_id, lease, snap.leases.get(nest_id), sent + s.ttl_s - s.safety_margin_s)
@@ -198,6 +201,7 @@ class LeaseKeeper:
 
     def _gain(self, nest_id: int, lease: Lease, before: Lease | None, deadline_mono_s: float) -> None:
         self._held[nest_id] = _Held(lease, deadline_mono_s)
+        self._last_token[nest_id] = lease.token
         if before is not None and before.owner != self.instance_id and nest_id != AUTOMATIONS:
             self.takeovers += 1  # nests taken over (the metric); the leader's lease is not one
         log.info(

@@ -27,11 +27,15 @@ def shared_config(path: Path, port_base: tuple[int, int], nest_ids: list[int]) -
     return path
 
 
-def instance_args(config: Path, url: str, name: str, speed: float, lease_ttl_s: float) -> list[str]:
-    """One instance of several on the PostgreSQL store at ``url``, as a child process."""
+def instance_args(
+    config: Path, url: str, name: str, speed: float, lease_ttl_s: float, spool: Path | None = None
+) -> list[str]:
+    """One instance of several on the PostgreSQL store at ``url``, as a child process (with an
+    outage spool file, ``spool``, as ``dronectl up`` has)."""
     return [
         "-m", "tests.system.controller_process", "--config", str(config), "--audit", url,
         "--speed", str(speed), "--instance-id", name, "--lease-ttl", str(lease_ttl_s),
+        *(["--audit-spool", str(spool)] if spool is not None else []),
     ]  # fmt: skip
 
 

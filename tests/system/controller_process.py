@@ -3,13 +3,16 @@ can kill -9 it and start it again against the same simulator and audit store.
 
     python -m tests.system.controller_process --config CITY.yaml --audit AUDIT.sqlite3 --speed 10
 
+With ``--audit-spool FILE`` records made while PostgreSQL is away wait there (dronectl/audit/spool.py).
 With ``--audit postgresql://... --instance-id NAME`` it is one of several instances: it controls
 only the nests its leases give it (``--lease-ttl``; dronectl/nest/leases.py).
 
 Requests on stdin: ``{"op": "launch", "nest": 3, "lat": .., "lon": .., "alt_m": 40}``,
 ``{"op": "return", "nest": 3}``, ``{"op": "light", "nest": 3, "pattern": "steady"}``,
 ``{"op": "state", "nest": 3}``, ``{"op": "wait_sensors", "nest": 3}``
-(answers once the dock's weather and the drone's battery are known).
+(answers once the dock's weather and the drone's battery are known),
+``{"op": "command", "id": "c1", "method": "launch", "nest": 3, "lat": .., "lon": .., "alt_m": 40}``
+(through the operations port, recorded first, as MQTT and HTTP commands are).
 With ``--incidents`` the API side runs too (FleetOperations, its IncidentDispatcher started as
 ``dronectl/app/up.py`` starts it: the incidents a previous life left open are picked up), requests
 ``{"op": "incident", "id": "inc-1", "lat": .., "lon": .., "priority": 1, "kind": "accident"}``
@@ -46,7 +49,23 @@ from dronectl.nest.leases import LeaseSettings
 from dronectl.nest.service import open_service
 from dronectl.nest.supervisor import Backoff
 from dronectl.operations.fleet_ops import FleetOperations
-from dronectl.operations.models import Actor, Event, EventKind, GroundPoint, Incident, Role
+from dronectl.operations.models import (
+    Actor,
+    Event,
+    EventKind,
+    GroundPoint,
+    Incident,
+    LaunchArgs,
+    Method,
+    NoArgs,
+    ProgressState,
+    Role,
+    Target,
+)
+from dronectl.operations.port import Command
+
+commands: list[asyncio.Task[None]] = []  # commands through the operations port, running
+ports: dict[int, FleetOperations] = {}  # without --incidents: the port the commands go through
 
 
 def emit(line: dict[str, Any]) -> None:
@@ -67,8 +86,36 @@ def report(controller: NestController) -> None:
     )
 
 
+async def command(api: FleetOperations, request: dict[str, Any]) -> None:
+    """A command through the operations port, as MQTT or HTTP hand it in (recorded first, so refused
+    while the audit store is unreachable): ``launch`` (with lat, lon, alt_m) or ``return_home``.
+    The reply line once its first update is known (accepted, or refused with the reason), then a
+    ``{"command": id, "state": ...}`` line for every update."""
+    now = datetime.now(UTC).timestamp()
+    method = Method(request["method"])
+    args: Any = NoArgs()
+    if method is Method.LAUNCH:
+        args = LaunchArgs(target=Target(lat=request["lat"], lon=request["lon"], alt_m=request["alt_m"]))
+    cmd = Command(
+        request["id"], method, int(request["nest"]), args, "officer-7", Role.PILOT, now, now + 30, now
+    )
+    first = True
+    async for update in api.execute(cmd):
+        line = {"state": update.state.value, "error": update.error, "message": update.message}
+        if first:
+            first = False
+            ok = update.state is not ProgressState.FAILED
+            emit({"reply": "command", "id": cmd.id, "ok": ok, **line})
+        emit({"command": cmd.id, **line})
+
+
 async def handle(fleet: Fleet, request: dict[str, Any], api: FleetOperations | None = None) -> None:
     op = request.get("op")
+    if op == "command":
+        if api is None:  # the port alone, none of its automations; one for the process
+            api = ports.get(0) or ports.setdefault(0, compose_operations(fleet))
+        commands.append(asyncio.create_task(command(api, request), name=f"command {request['id']}"))
+        return
     if op == "incident":
         try:
             if api is None:
@@ -127,6 +174,7 @@ async def serve(args: argparse.Namespace) -> None:
             backoff=Backoff(first_s=0.2, max_s=2.0),
             heartbeat_interval_s=1.0 / speed,
             gate=keeper,
+            audit_spool=Path(args.audit_spool) if args.audit_spool else None,
         ) as fleet,
     ):
         if keeper is not None:  # as dronectl up: every write about a nest carries the fencing token
@@ -178,6 +226,9 @@ def main() -> None:
     parser.add_argument("--config", required=True)
     parser.add_argument("--audit", required=True)
     parser.add_argument("--speed", type=float, default=10.0)
+    parser.add_argument(
+        "--audit-spool", default="", help="with a postgresql:// store: where records wait while it is away"
+    )
     parser.add_argument("--incidents", action="store_true", help="run the API side and its dispatcher")
     parser.add_argument(
         "--instance-id", default="", help="with a postgresql:// store: one of several, by leases"

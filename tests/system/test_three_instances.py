@@ -16,7 +16,7 @@ import asyncio
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
@@ -112,16 +112,21 @@ class Cluster:
 
 @asynccontextmanager
 async def three_up(
-    port_base: tuple[int, int], tmp_path: Path, names: tuple[str, str, str]
+    port_base: tuple[int, int],
+    tmp_path: Path,
+    names: tuple[str, str, str],
+    database: AbstractContextManager[str] | None = None,
+    spools: bool = False,
 ) -> AsyncIterator[Cluster]:
-    """The simulator and three instances on one fresh PostgreSQL database, separate processes;
+    """The simulator and three instances on one fresh PostgreSQL database (``database``: another
+    one's URL), separate processes, each with an outage spool file in ``tmp_path`` if ``spools``;
     yields once the lease rows give each nest to its preferred instance and its link is up there."""
     config = shared_config(tmp_path / "city.yaml", port_base, NESTS)
     control_port = free_tcp_port()
     sim_args = [
         "-m", "sitl", "--speed", str(SPEED), "--config", str(config), "--control-port", str(control_port),
     ]  # fmt: skip
-    with fresh_database() as url:
+    with database or fresh_database() as url:
         async with await AuditStore.open(url):
             pass  # the schema once, before the instances start
         async with child(sim_args, tmp_path / "sim.log") as sim:
@@ -131,7 +136,12 @@ async def three_up(
                 for line in sim.lines
                 if "id" in line and "lat" in line
             }
-            args = [instance_args(config, url, name, SPEED, LEASE_TTL_S) for name in names]
+            args = [
+                instance_args(
+                    config, url, name, SPEED, LEASE_TTL_S, tmp_path / f"spool-{i}.sqlite3" if spools else None
+                )
+                for i, name in enumerate(names, 1)
+            ]
             async with (
                 child(args[0], tmp_path / "instance-1.log") as first,
                 child(args[1], tmp_path / "instance-2.log") as second,
