@@ -11,17 +11,14 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-from pydantic import BaseModel
 
 from dronectl.audit import AuditStore, CommandOutcome, CommandRecord
 from dronectl.domain.roles import Role
 from dronectl.operations.audit_outcomes import AuditOutcomes
 from dronectl.operations.gateway import CommandGateway
 from dronectl.operations.topics import Topics
-from dronectl.transports.mqtt.mqtt import MqttApi
 from dronectl.transports.mqtt.settings import MqttSettings
+from tests.api.capturing import CapturingMqttApi
 from tests.api.fake_controller import FakeController
 
 T0 = datetime(2026, 12, 4, 8, 0, tzinfo=UTC).timestamp()
@@ -36,7 +33,7 @@ class Clock:
         return self.now
 
 
-class Instance(MqttApi):
+class Instance(CapturingMqttApi):
     """The MQTT API of one instance, publishes captured, holding nest 1 or not."""
 
     def __init__(
@@ -46,19 +43,6 @@ class Instance(MqttApi):
             MqttSettings(broker="mqtt://127.0.0.1:1"), controller, gateway=gateway, clock=clock,
             role_of={"p": Role.PILOT}.get,
         )  # fmt: skip
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-
-    async def _publish(
-        self,
-        topic: str,
-        model: BaseModel,
-        *,
-        qos: int,
-        retain: bool = False,
-        correlation: bytes | None = None,
-    ) -> bool:
-        self.sent.append((topic, json.loads(model.model_dump_json())))
-        return True
 
     async def read(self, payload: bytes) -> None:
         """As the reader and the decider do: stamped now, then decided."""

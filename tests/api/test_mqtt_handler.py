@@ -11,15 +11,14 @@ from typing import Any
 from aiomqtt import Message
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from pydantic import BaseModel
 
 from dronectl.audit import AuditUnavailableError
 from dronectl.domain.roles import Role
 from dronectl.operations.audit_outcomes import AuditOutcomes
 from dronectl.operations.models import ProgressState
 from dronectl.operations.port import Command, CommandUpdate
-from dronectl.transports.mqtt.mqtt import MqttApi
 from dronectl.transports.mqtt.settings import MqttSettings
+from tests.api.capturing import CapturingMqttApi
 from tests.api.fake_controller import FakeController
 
 NOW = datetime(2025, 1, 13, 8, 30, tzinfo=UTC)
@@ -33,7 +32,7 @@ class CrashingController(FakeController):
         yield  # pragma: no cover - makes this an async generator
 
 
-class CapturingApi(MqttApi):
+class CapturingApi(CapturingMqttApi):
     def __init__(self, controller: FakeController) -> None:
         super().__init__(
             MqttSettings(broker="mqtt://127.0.0.1:1"),
@@ -41,19 +40,6 @@ class CapturingApi(MqttApi):
             clock=lambda: NOW.timestamp(),
             role_of={"p": Role.PILOT}.get,
         )
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-
-    async def _publish(
-        self,
-        topic: str,
-        model: BaseModel,
-        *,
-        qos: int,
-        retain: bool = False,
-        correlation: bytes | None = None,
-    ) -> bool:
-        self.sent.append((topic, json.loads(model.model_dump_json())))
-        return True
 
 
 def _payload(command_id: str, method: str = "hold") -> bytes:

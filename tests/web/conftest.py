@@ -5,7 +5,6 @@ one token per role, and an MQTT API sharing the same command gateway (publishes 
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,7 +13,6 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from pydantic import BaseModel
 
 from dronectl.audit import AuditStore
 from dronectl.automations.lookout.snapshots import SnapshotStore
@@ -24,7 +22,6 @@ from dronectl.operations.gateway import CommandGateway
 from dronectl.operations.models import Actor, Role
 from dronectl.operations.topics import Topics
 from dronectl.operations.users import Directory
-from dronectl.transports.mqtt.mqtt import MqttApi
 from dronectl.transports.mqtt.settings import MqttSettings
 from dronectl.transports.web.auth import TokenAuthority
 from dronectl.transports.web.replay import add_replay_routes
@@ -32,13 +29,14 @@ from dronectl.transports.web.server import WebServer
 from dronectl.transports.web.sessions import Sessions
 from dronectl.transports.web.snapshots import add_snapshot_routes
 from dronectl.transports.web.updates import TelemetryRates
+from tests.api.capturing import CapturingMqttApi
 from tests.api.fake_controller import FakeController
 
 NESTS = (1, 2, 3)
 TOKENS = {role: f"token-of-the-{role.value}-0123456789" for role in Role}
 
 
-class CapturingMqtt(MqttApi):
+class CapturingMqtt(CapturingMqttApi):
     """The MQTT API on the same gateway, with publishes captured instead of sent."""
 
     def __init__(self, controller: Any, gateway: CommandGateway) -> None:
@@ -46,19 +44,6 @@ class CapturingMqtt(MqttApi):
         super().__init__(
             MqttSettings(broker="mqtt://127.0.0.1:1"), controller, gateway=gateway, role_of=users.get
         )
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-
-    async def _publish(
-        self,
-        topic: str,
-        model: BaseModel,
-        *,
-        qos: int,
-        retain: bool = False,
-        correlation: bytes | None = None,
-    ) -> bool:
-        self.sent.append((topic, json.loads(model.model_dump_json())))
-        return True
 
 
 @dataclass

@@ -41,6 +41,19 @@ class BrokerTls:
     port: int = 8883
 
 
+def announce(url: str, host: str, tls: BrokerTls | None, **about: object) -> None:
+    """Log an embedded broker's start: its listeners, and a warning for plain TCP beyond loopback."""
+    log.info("broker.embedded.started", url=url, **about)
+    if tls is not None:
+        log.info("broker.embedded.tls", url=f"mqtts://{tls.host}:{tls.port}")
+    if host not in LOOPBACK:
+        log.warning(
+            "broker.embedded.plain_tcp",
+            url=url,
+            message="plain TCP beyond this machine: passwords cross the network in clear; use TLS",
+        )
+
+
 class EmbeddedBroker:
     def __init__(
         self,
@@ -94,15 +107,7 @@ class EmbeddedBroker:
         broker = Broker(self._config())
         await broker.start()
         self._broker = broker
-        log.info("broker.embedded.started", url=self.url, users_file=str(self.users_file))
-        if self.tls is not None:
-            log.info("broker.embedded.tls", url=f"mqtts://{self.tls.host}:{self.tls.port}")
-        if self.host not in LOOPBACK:
-            log.warning(
-                "broker.embedded.plain_tcp",
-                url=self.url,
-                message="plain TCP beyond this machine: passwords cross the network in clear; use TLS",
-            )
+        announce(self.url, self.host, self.tls, broker="amqtt", users_file=str(self.users_file))
 
     async def stop(self) -> None:
         """Close the listener and the sessions. amqtt's shutdown can wait forever for the handler

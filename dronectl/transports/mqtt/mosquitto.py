@@ -41,7 +41,7 @@ import structlog
 from dronectl.operations.login_audit import LoginAudit
 from dronectl.operations.roles import acl_file
 from dronectl.operations.topics import DEFAULT_ROOT
-from dronectl.transports.mqtt.broker import LOOPBACK, BrokerTls
+from dronectl.transports.mqtt.broker import BrokerTls, announce
 
 log = structlog.get_logger("dronectl.transports.mqtt.mosquitto")
 
@@ -194,21 +194,7 @@ class MosquittoBroker:
             await self.stop()
             raise
         self._relay = asyncio.create_task(self._relay_log(), name="broker.mosquitto.log")
-        log.info(
-            "broker.embedded.started",
-            url=self.url,
-            ws_url=self.ws_url,
-            broker="mosquitto",
-            pid=self._proc.pid,
-        )
-        if self.tls is not None:
-            log.info("broker.embedded.tls", url=f"mqtts://{self.tls.host}:{self.tls.port}")
-        if self.host not in LOOPBACK:
-            log.warning(
-                "broker.embedded.plain_tcp",
-                url=self.url,
-                message="plain TCP beyond this machine: passwords cross the network in clear; use TLS",
-            )
+        announce(self.url, self.host, self.tls, broker="mosquitto", ws_url=self.ws_url, pid=self._proc.pid)
 
     async def _wait_running(self) -> None:
         """Until Mosquitto says it runs (its listeners are open then); its errors said if it stops."""
