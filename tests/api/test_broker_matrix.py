@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import shutil
 import signal
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from pydantic import SecretStr
 
 from dronectl.operations.users import Directory
 from dronectl.transports.mqtt.broker import EmbeddedBroker
-from dronectl.transports.mqtt.mosquitto import MosquittoBroker, find_mosquitto
+from dronectl.transports.mqtt.mosquitto import MosquittoBroker, _ipv4_of, find_mosquitto
 from dronectl.transports.mqtt.mqtt import MqttApi
 from dronectl.transports.mqtt.settings import MqttSettings
 from tests.api.conftest import free_tcp_port
@@ -177,6 +178,12 @@ async def feature(name: str, b: Running) -> bool:
     raise AssertionError(name)
 
 
+def _other_addresses() -> list[str]:
+    """This machine's IPv4 addresses beyond loopback."""
+    found = [_ipv4_of(name) for _, name in socket.if_nameindex() if name != "lo"]
+    return [a for a in found if a is not None and not a.startswith("127.")]
+
+
 async def _board(_: web.Request) -> web.Response:
     return web.Response(text="<!doctype html><title>board</title>", content_type="text/html")
 
@@ -198,6 +205,10 @@ async def test_the_embedded_mosquitto_speaks_websockets_to_a_browser_client(tmp_
     assert CHROMIUM.exists(), "Debian's chromium is not installed: scripts/system-deps.sh installs it"
     ws_port = free_tcp_port()
     async with broker("mosquitto", tmp_path, ws_port=ws_port) as b:
+        # on loopback only, as asked (libwebsockets alone would listen on every interface)
+        for address in _other_addresses():
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection((address, ws_port), timeout=2).close()
         settings = MqttSettings(
             broker=f"mqtt://127.0.0.1:{b.port}",
             root=b.root,

@@ -26,10 +26,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import fcntl
 import os
 import re
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import tempfile
 from collections import deque
@@ -41,13 +44,14 @@ import structlog
 from dronectl.operations.login_audit import LoginAudit
 from dronectl.operations.roles import acl_file
 from dronectl.operations.topics import DEFAULT_ROOT
-from dronectl.transports.mqtt.broker import BrokerTls, announce
+from dronectl.transports.mqtt.broker import LOOPBACK, BrokerTls, announce
 
 log = structlog.get_logger("dronectl.transports.mqtt.mosquitto")
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
 _PR_SET_PDEATHSIG = 1
+_SIOCGIFADDR = 0x8915  # linux/sockios.h
 _LINE = re.compile(r"^\d+: (?P<text>.*)$")
 _NEW_CONNECTION = re.compile(r"^New connection from (?P<addr>\S+) on port \d+\.$")
 _CONNECTED = re.compile(r"^New client connected from (?P<addr>\S+) as ")
@@ -101,8 +105,9 @@ def config_text(
     if as_root:  # as root Mosquitto would become "mosquitto", who cannot read the 0600 users file
         out.append("user root")
     out += [f"listener {port} {host}", "protocol mqtt"]
-    if ws_port is not None:
-        out += [f"listener {ws_port} {host}", "protocol websockets"]
+    if ws_port is not None:  # libwebsockets binds to an interface by name, not to an address
+        interface = ws_interface(host)
+        out += [f"listener {ws_port}" + (f" {interface}" if interface else ""), "protocol websockets"]
     if tls is not None:
         out += [
             f"listener {tls.port} {tls.host}",
@@ -111,6 +116,33 @@ def config_text(
             f"keyfile {tls.key_file.resolve()}",
         ]
     return "\n".join(out) + "\n"
+
+
+def ws_interface(host: str) -> str | None:
+    """The network interface a WebSocket listener on ``host`` binds to (None: every interface).
+
+    Mosquitto 2.0's WebSocket listeners go through libwebsockets, which ignores an address given
+    as ``listener PORT 127.0.0.1`` and listens on every interface (eclipse-mosquitto#2085,
+    #3045); given an interface's name it binds to that interface's address. Raises ValueError
+    for an address no interface of this machine has (IPv4 only)."""
+    if host in ("", "0.0.0.0", "::", "*"):
+        return None
+    if host in LOOPBACK:
+        return "lo"
+    for _, name in socket.if_nameindex():
+        if _ipv4_of(name) == host:
+            return name
+    raise ValueError(f"no network interface of this machine has the address {host}")
+
+
+def _ipv4_of(interface: str) -> str | None:
+    """The IPv4 address of ``interface`` (SIOCGIFADDR), or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            packed = fcntl.ioctl(sock.fileno(), _SIOCGIFADDR, struct.pack("256s", interface.encode()[:15]))
+        except OSError:
+            return None
+    return socket.inet_ntoa(packed[20:24])
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
