@@ -81,7 +81,25 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
         if ready.returncode != 0:
             raise RuntimeError(f"dronectl up did not come up: {ready.stderr}\n{log.read_text()[-3000:]}")
         line = json.loads(out.read_text().splitlines()[0])
-        yield Up(port, line, log)
+        up = Up(port, line, log)
+        # and the nest the tests use ready: its states as they change, from the retained one on
+        watch = subprocess.Popen(
+            ["stdbuf", "-oL", SUB, *up.client("observer-1"), "-t", f"dronectl/v1/nests/{NEST}/state",
+             "-W", str(int(START_TIMEOUT_S))],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert watch.stdout is not None
+        phases: list[str] = []
+        for state in watch.stdout:  # ends at -W's timeout if the nest never gets ready
+            phases.append(json.loads(state)["phase"])
+            if phases[-1] in ("ready", "charging"):
+                break
+        watch.kill()
+        watch.wait(5)
+        assert phases and phases[-1] in ("ready", "charging"), (
+            f"nest {NEST}: {phases}\n{log.read_text()[-3000:]}"
+        )
+        yield up
     finally:
         process.terminate()
         try:
