@@ -8,6 +8,7 @@ simulator kept them and the next start failed with "simulator exited with 1".
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import pytest
 
 from tests.api.conftest import Mosquitto, free_tcp_port
 from tests.console.conftest import Watcher
+from tests.identity.accounts import TEST_PASSWORD, write_users
 from tests.system.test_stop_mid_launch import NEST, SIM_SPEED, START_TIMEOUT_S, _config, _env, _kill
 
 
@@ -94,3 +96,51 @@ def _children(proc: psutil.Process) -> list[psutil.Process]:
         return list(proc.children(recursive=True))
     except psutil.NoSuchProcess:
         return []
+
+
+def test_kill9_with_the_embedded_broker_frees_its_ports_for_the_next_start(tmp_path: Path) -> None:
+    """The embedded Mosquitto dies with the service too (PR_SET_PDEATHSIG), so a start right
+    after a kill -9 gets the same broker port, not the next free one."""
+    config = _config(tmp_path / "city.yaml")
+    users = tmp_path / "users"
+    write_users(users)
+    port, ws_port = free_tcp_port(), free_tcp_port()
+    cmd = [sys.executable, "-m", "dronectl", "up", "--config", str(config), "--users", str(users)]
+    cmd += ["--mqtt-port", str(port), "--mqtt-ws-port", str(ws_port), "--http-port", str(free_tcp_port())]
+    cmd += ["--sim-speed", str(SIM_SPEED), "--audit", str(tmp_path / "audit.sqlite3")]
+    cmd += ["--sim-control-port", str(free_tcp_port())]
+    cmd += ["--recordings", str(tmp_path / "rec"), "--snapshots", str(tmp_path / "snap")]
+    started: list[psutil.Process] = []
+
+    def start(n: int) -> tuple[subprocess.Popen[bytes], dict[str, object]]:
+        out, log = tmp_path / f"stdout-{n}", tmp_path / f"stderr-{n}"
+        with out.open("wb") as stdout, log.open("wb") as stderr:
+            process = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, cwd=tmp_path, env=_env())
+        started.append(psutil.Process(process.pid))
+        online = subprocess.run(  # the service's status, once its broker is up (-W: give up after)
+            ["sh", "-c", f"until mosquitto_sub -p {port} -u observer-1 -P {TEST_PASSWORD} "
+             f"-t dronectl/v1/status -C 1 -W {int(START_TIMEOUT_S)}; "
+             f"do [ -d /proc/{process.pid} ] || exit 1; sleep 0.2; done"],  # polled: no broker yet
+            capture_output=True, text=True, timeout=START_TIMEOUT_S + 10, check=False,
+        )  # fmt: skip
+        assert online.returncode == 0, log.read_text(errors="replace")[-3000:]
+        return process, json.loads(out.read_text().splitlines()[0])
+
+    try:
+        first, line = start(1)
+        assert line["mqtt"] == f"mqtt://127.0.0.1:{port} (embedded mosquitto)"
+        children = started[0].children(recursive=True)
+        brokers = [c for c in children if c.name() == "mosquitto"]
+        assert len(brokers) == 1
+        first.kill()
+        first.wait(10)
+        _, alive = psutil.wait_procs(children, timeout=10)  # the children go with it
+        assert alive == [], [c.cmdline() for c in alive]
+        _, line = start(2)  # at once, on the same ports
+        assert line["mqtt"] == f"mqtt://127.0.0.1:{port} (embedded mosquitto)"
+        assert line["mqtt_ws"] == f"ws://127.0.0.1:{ws_port}/ (embedded mosquitto)"
+    finally:
+        for proc in started:
+            for child in _children(proc):
+                _kill(child)
+            _kill(proc)
