@@ -34,6 +34,7 @@ from adapters.mavlink import dronectl_v20 as mav
 from adapters.mavlink import loop_lag
 from adapters.mavlink.command import RetryPolicy
 from adapters.mavlink.endpoint import Address, NestEndpoint
+from adapters.mavlink.frames import Unreadable, split_frames
 from adapters.mavlink.ids import AUTOPILOT_COMPID, DRONECTL_COMPONENT_ID, GCS_SYSTEM_ID, MAVSDK_COMPONENTS
 from adapters.mavlink.link import ComponentLink
 from adapters.mavlink.link_security import LinkSecurity
@@ -279,6 +280,17 @@ class Router:
             link.deliver(msg)
 
     def _from_bridge(self, data: bytes) -> None:
+        """MAVSDK's frames to the nests they are for, the target read from the bytes (frames.py):
+        no parse on the way out. What is not whole frames of our dialect is parsed instead."""
+        try:
+            frames = list(split_frames(data))
+        except Unreadable:
+            self._from_bridge_parsed(data)
+            return
+        for frame, target in frames:
+            self._route_frame(frame, target or 0)
+
+    def _from_bridge_parsed(self, data: bytes) -> None:
         try:
             messages = self._bridge_parser.parse_buffer(data) or []
         except Exception:  # noqa: BLE001 - pymavlink raises assorted errors on what it cannot decode
@@ -300,8 +312,9 @@ class Router:
                 endpoint.send_frame(data)
 
     def _route_from_bridge(self, msg: MAVLinkMessage) -> None:
-        frame = bytes(msg.get_msgbuf())
-        target = int(getattr(msg, "target_system", 0))
+        self._route_frame(bytes(msg.get_msgbuf()), int(getattr(msg, "target_system", 0)))
+
+    def _route_frame(self, frame: bytes, target: int) -> None:
         self.bridge_tx_frames += 1
         if target == 0:
             for endpoint in self.endpoints.values():
