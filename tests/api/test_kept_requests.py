@@ -12,10 +12,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from dronectl.audit import AuditStore, CommandOutcome, CommandRecord
 from dronectl.domain.roles import Role
 from dronectl.operations.audit_outcomes import AuditOutcomes
 from dronectl.operations.gateway import CommandGateway
+from dronectl.operations.requests import Delivery
 from dronectl.operations.topics import Topics
 from dronectl.transports.mqtt.settings import MqttSettings
 from tests.api.capturing import CapturingMqttApi
@@ -55,7 +58,7 @@ class Instance(CapturingMqttApi):
             while (item := self.backlog.take()) is not None:
                 await self._handle(
                     item.topic, item.payload, retained=item.retained, received_at=item.received_at_unix_s,
-                    kept=item.kept,
+                    delivery=item.delivery, correlation=item.correlation, kept=item.kept,
                 )  # fmt: skip
         while self._outbox:
             await self._outbox.popleft()()
@@ -116,6 +119,32 @@ async def test_requests_kept_during_a_takeover_are_decided_by_the_new_owner(tmp_
         assert api.sent == [] and [c.id for c in controller.executed] == ["fresh"]
 
 
+async def test_a_kept_mqtt5_request_keeps_only_what_is_left_of_its_expiry(tmp_path: Path) -> None:
+    """The Message Expiry Interval was what was left when the message was read: kept 8 s, a
+    10 s expiry has 2 s left when the nest is gained (the deadline), a 5 s one has expired."""
+    clock = Clock()
+    async with await AuditStore.open(tmp_path / "audit.sqlite3") as store:
+        controller = FakeController((1,), step_s=0.0, clock=clock)
+        gateway = CommandGateway(controller, Topics(), clock=clock, outcomes=AuditOutcomes(store, clock))
+        holding = [False]
+        gateway.holds = lambda nest_id: holding[0]
+        api = Instance(controller, gateway, clock)
+        for command_id, expiry_s in (("ten", 10.0), ("five", 5.0)):
+            body = json.loads(request(command_id, T0, ttl_s=60.0))
+            await api._handle(
+                TOPIC, json.dumps(body).encode(), retained=False, received_at=T0,
+                delivery=Delivery(expiry_s=expiry_s),
+            )  # fmt: skip
+        clock.now = T0 + 8.0
+        holding[0] = True
+        gateway.nest_gained(1)
+        await api.decide_backlog()
+        answers = {topic.rsplit("/", 1)[-1]: body for topic, body in api.sent if body["kind"] == "reply"}
+        assert answers["ten"]["ok"] is True and answers["five"]["error"]["code"] == "expired"
+        [command] = controller.executed
+        assert command.deadline_unix_s == pytest.approx(T0 + 10.0)
+
+
 async def test_a_retained_or_too_old_request_is_not_kept(tmp_path: Path) -> None:
     clock = Clock()
     async with await AuditStore.open(tmp_path / "audit.sqlite3") as store:
@@ -125,6 +154,7 @@ async def test_a_retained_or_too_old_request_is_not_kept(tmp_path: Path) -> None
         gateway.holds = lambda nest_id: holding[0]
         api = Instance(controller, gateway, clock)
         await api._handle(TOPIC, request("retained", T0), retained=True, received_at=T0)
+        await api._handle(TOPIC, b"{not json", retained=False, received_at=T0)  # no id: never kept
         await api.read(request("old", T0, ttl_s=600.0))
         clock.now = T0 + 700.0  # past the longest ttl (and the clock skew allowed)
         holding[0] = True

@@ -35,6 +35,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, cast
@@ -503,6 +504,8 @@ class MqttApi:
         """Keep a request for a nest another instance holds: if that instance dies before it
         answers, this one may gain the nest and must not have lost the request (bounded: the
         oldest go first; none older than the longest ttl)."""
+        if self.dispatcher.request_id(item.payload) is None:
+            return  # no id to tell whether the holder answered it: it could only be refused twice
         kept = self._kept.setdefault(nest_id, deque(maxlen=KEPT_PER_NEST))
         oldest = self.clock() - MAX_TTL_S - self.dispatcher.max_future_skew_s
         while kept and kept[0].received_at_unix_s < oldest:
@@ -521,10 +524,12 @@ class MqttApi:
         log.info("mqtt.kept_requests", nest=nest_id, count=len(again))
         for item in again:
             sender = self.topics.sender(item.topic) or ""
+            delivery = item.delivery
+            if delivery is not None and delivery.expiry_s is not None:  # what is left of it now
+                waited_s = now - item.received_at_unix_s
+                delivery = replace(delivery, expiry_s=delivery.expiry_s - waited_s)
             dropped = self.backlog.put(
-                Received(
-                    item.topic, item.payload, False, now, sender, item.delivery, item.correlation, kept=True
-                )
+                Received(item.topic, item.payload, False, now, sender, delivery, item.correlation, kept=True)
             )
             if dropped is not None:
                 self._refuse_unread(dropped)
