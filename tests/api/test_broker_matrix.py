@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import shutil
 import signal
 import socket
@@ -42,6 +44,7 @@ from dronectl.transports.mqtt.broker import EmbeddedBroker
 from dronectl.transports.mqtt.mosquitto import MosquittoBroker, _ipv4_of, find_mosquitto
 from dronectl.transports.mqtt.mqtt import MqttApi
 from dronectl.transports.mqtt.settings import MqttSettings
+from tests.api.command_center import poll_until
 from tests.api.conftest import free_tcp_port
 from tests.api.fake_controller import FakeController
 from tests.identity.accounts import TEST_PASSWORD, write_users
@@ -66,6 +69,7 @@ class Running:
     root: str
     service: tuple[str, str]  # the service's account: writes the whole tree
     observer: tuple[str, str]  # a user of the roles file: reads the public tree
+    mosquitto: MosquittoBroker | None = None  # the broker, when it is Mosquitto
 
 
 @contextlib.asynccontextmanager
@@ -78,7 +82,8 @@ async def broker(kind: str, tmp_path: Path, ws_port: int | None = None) -> Async
         port, root, (account.service_user, account.service_password), ("observer-1", TEST_PASSWORD)
     )
     if kind == "mosquitto":
-        async with MosquittoBroker("127.0.0.1", port, users_file=users_file, root=root, ws_port=ws_port):
+        async with MosquittoBroker("127.0.0.1", port, users_file=users_file, root=root, ws_port=ws_port) as m:
+            running.mosquitto = m
             yield running
     else:
         async with EmbeddedBroker("127.0.0.1", port, users_file=users_file, root=root):
@@ -254,6 +259,39 @@ async def test_the_embedded_mosquitto_speaks_websockets_to_a_browser_client(tmp_
                 except AssertionError as exc:
                     raise AssertionError(f"{exc}; the page said {said}") from None
                 assert states == {"1": "ready", "2": "ready", "3": "ready"}
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def test_the_embedded_mosquitto_is_started_again_if_it_dies(tmp_path: Path) -> None:
+    """kill -9 of the broker while the service runs: it is started again on the same ports, the
+    service's MQTT API reconnects to it, and a subscriber gets the fleet's state again."""
+    async with broker("mosquitto", tmp_path) as b:
+        settings = MqttSettings(
+            broker=f"mqtt://127.0.0.1:{b.port}",
+            root=b.root,
+            username=b.service[0],
+            password=SecretStr(b.service[1]),
+            reconnect_max_s=1.0,
+        )
+        api = MqttApi(settings, FakeController(), role_of=Directory(tmp_path / "users").role_of)
+        task = asyncio.create_task(api.run())
+        try:
+            async with asyncio.timeout(15):
+                await api.connected.wait()
+            mosquitto = b.mosquitto
+            assert mosquitto is not None and mosquitto._proc is not None
+            os.kill(mosquitto._proc.pid, signal.SIGKILL)
+            await poll_until(lambda: mosquitto.restarts == 1, timeout_s=15.0, what="Mosquitto started again")
+            await poll_until(lambda: api.connections == 2, timeout_s=15.0, what="the service back on it")
+            assert SUB is not None
+            code, out = await _run(
+                SUB, "-h", "127.0.0.1", "-p", str(b.port), *_login(b.observer),
+                "-t", f"{b.root}/nests/2/state", "-C", "1", "-W", "5",
+            )  # fmt: skip
+            assert code == 0 and json.loads(out)["nest_id"] == 2
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -50,6 +50,7 @@ log = structlog.get_logger("dronectl.transports.mqtt.mosquitto")
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
+RESTART_DELAYS_S = (0.2, 1.0, 5.0)  # before starting Mosquitto again after it died, then again...
 _PR_SET_PDEATHSIG = 1
 _SIOCGIFADDR = 0x8915  # linux/sockios.h
 _LINE = re.compile(r"^\d+: (?P<text>.*)$")
@@ -176,6 +177,8 @@ class MosquittoBroker:
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._relay: asyncio.Task[None] | None = None
+        self._cmd: list[str] = []
+        self.restarts = 0  # times it was started again after it died
         self._pending: deque[str] = deque(maxlen=256)  # connections not logged in yet (addresses)
 
     @property
@@ -211,22 +214,51 @@ class MosquittoBroker:
             ),
             encoding="utf-8",
         )
+        self._cmd = [binary, "-c", str(conf)]
+        try:
+            await self._spawn()
+        except BaseException:
+            await self.stop()
+            raise
+        self._relay = asyncio.create_task(self._supervise(), name="broker.mosquitto")
+        assert self._proc is not None
+        announce(self.url, self.host, self.tls, broker="mosquitto", ws_url=self.ws_url, pid=self._proc.pid)
+
+    async def _spawn(self) -> None:
+        """Start Mosquitto and wait until it says it runs."""
         self._proc = await asyncio.create_subprocess_exec(
-            binary,
-            "-c",
-            str(conf),
+            *self._cmd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             preexec_fn=_die_with_parent,
         )
-        try:
-            await self._wait_running()
-        except BaseException:
-            await self.stop()
-            raise
-        self._relay = asyncio.create_task(self._relay_log(), name="broker.mosquitto.log")
-        announce(self.url, self.host, self.tls, broker="mosquitto", ws_url=self.ws_url, pid=self._proc.pid)
+        await self._wait_running()
+
+    async def _supervise(self) -> None:
+        """Relay Mosquitto's log; if it dies while the service runs, start it again (after
+        RESTART_DELAYS_S, the last one repeated): the fleet's clients reconnect to it."""
+        attempt = 0
+        while True:
+            proc = self._proc
+            if proc is not None:
+                await self._relay_log(proc)
+                code = await proc.wait()
+                if self._proc is not proc:  # stopped by us
+                    return
+                log.error("broker.mosquitto.exited", code=code, restart_in_s=RESTART_DELAYS_S[attempt])
+            await asyncio.sleep(RESTART_DELAYS_S[attempt])  # a back-off, not a wait for state
+            attempt = min(attempt + 1, len(RESTART_DELAYS_S) - 1)
+            try:
+                await self._spawn()
+            except (OSError, RuntimeError) as exc:
+                log.error("broker.mosquitto.restart_failed", error=str(exc))
+                self._proc = None
+                continue
+            self.restarts += 1
+            attempt = 0
+            assert self._proc is not None
+            log.warning("broker.mosquitto.restarted", pid=self._proc.pid, restarts=self.restarts)
 
     async def _wait_running(self) -> None:
         """Until Mosquitto says it runs (its listeners are open then); its errors said if it stops."""
@@ -254,10 +286,9 @@ class MosquittoBroker:
         match = _LINE.match(line)
         return match.group("text") if match else line
 
-    async def _relay_log(self) -> None:
+    async def _relay_log(self, proc: asyncio.subprocess.Process) -> None:
         """Mosquitto's log lines as JSON log events; refused logins into the login audit."""
-        proc = self._proc
-        assert proc is not None and proc.stderr is not None
+        assert proc.stderr is not None
         while raw := await proc.stderr.readline():
             text = self._text(raw)
             if text.startswith("Error"):
@@ -269,9 +300,6 @@ class MosquittoBroker:
             else:
                 log.info("broker.mosquitto", line=text)
             await self._watch_logins(text)
-        code = await proc.wait()
-        if self._proc is proc:  # not stopped by us: the broker died
-            log.error("broker.mosquitto.exited", code=code)
 
     async def _watch_logins(self, text: str) -> None:
         if match := _NEW_CONNECTION.match(text):
@@ -290,6 +318,11 @@ class MosquittoBroker:
             self._pending.clear()
 
     async def stop(self) -> None:
+        relay, self._relay = self._relay, None
+        if relay is not None:  # first, so that nothing starts Mosquitto again meanwhile
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
         proc, self._proc = self._proc, None
         if proc is not None and proc.returncode is None:
             proc.terminate()
@@ -299,11 +332,6 @@ class MosquittoBroker:
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
-        relay, self._relay = self._relay, None
-        if relay is not None:
-            relay.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None
