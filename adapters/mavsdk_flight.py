@@ -147,7 +147,7 @@ class MavsdkFlightController:
             )
         except TimeoutError:
             raise CommandTimeout(f"create the MAVSDK plugins of {link.name}", PLUGINS_TIMEOUT_S, 1) from None
-        controller._unsubscribe = link.subscribe(controller._on_message)
+        controller._unsubscribe = link.subscribe(controller._on_message, {mav.MAVLINK_MSG_ID_BATTERY_STATUS})
         return controller
 
     # commands -------------------------------------------------------------------------------------
@@ -265,24 +265,28 @@ class MavsdkFlightController:
             lambda b: Battery(float(b.remaining_percent), float(b.voltage_v), self._battery_failed),
         )
 
+    # Flight mode, armed, landed state and health come with every HEARTBEAT, EXTENDED_SYS_STATE
+    # and SYS_STATUS (MAVSDK calls back on each): they are passed on when they change, decided in
+    # MAVSDK's thread, so that an unchanged value costs the event loop nothing (issue 15).
     def flight_mode(self) -> AsyncIterator[FlightMode]:
-        return _mapped(
-            self._subscribe(self._telemetry._plugin, "flight_mode"),
-            lambda m: FLIGHT_MODES.get(m.name, FlightMode.UNKNOWN),
+        return self._subscribe(
+            self._telemetry._plugin, "flight_mode", lambda m: FLIGHT_MODES.get(m.name, FlightMode.UNKNOWN)
         )
 
     def armed(self) -> AsyncIterator[bool]:
-        return _mapped(self._subscribe(self._telemetry._plugin, "armed"), bool)
+        return self._subscribe(self._telemetry._plugin, "armed", bool)
 
     def landed_state(self) -> AsyncIterator[LandedState]:
-        return _mapped(
-            self._subscribe(self._telemetry._plugin, "landed_state"),
+        return self._subscribe(
+            self._telemetry._plugin,
+            "landed_state",
             lambda s: LandedState[s.name] if s.name in LandedState.__members__ else LandedState.UNKNOWN,
         )
 
     def health(self) -> AsyncIterator[Health]:
-        return _mapped(
-            self._subscribe(self._telemetry._plugin, "health"),
+        return self._subscribe(
+            self._telemetry._plugin,
+            "health",
             lambda h: Health(
                 bool(h.is_gyrometer_calibration_ok),
                 bool(h.is_accelerometer_calibration_ok),
@@ -312,13 +316,23 @@ class MavsdkFlightController:
         except TimeoutError:
             raise CommandTimeout("read the home position", HOME_TIMEOUT_S, 1) from None
 
-    async def _subscribe(self, plugin: Any, topic: str) -> AsyncIterator[Any]:
+    async def _subscribe(
+        self, plugin: Any, topic: str, changes: Callable[[Any], Any] | None = None
+    ) -> AsyncIterator[Any]:
         """MAVSDK's ``subscribe_<topic>`` as MAVSDK's asyncio wrapper does it, with the subscribe
-        and unsubscribe C calls on the bounded executor instead of the loop, each within a bound."""
+        and unsubscribe C calls on the bounded executor instead of the loop, each within a bound.
+        With ``changes``, each update is converted by it in MAVSDK's thread and passed on only
+        when it differs from the last one passed (the first always is)."""
         loop = asyncio.get_running_loop()
         updates: asyncio.Queue[Any] = asyncio.Queue()
+        last: list[Any] = []
 
         def on_update(data: Any, _user_data: Any) -> None:  # MAVSDK's thread
+            if changes is not None:
+                data = changes(data)
+                if last and last[0] == data:
+                    return
+                last[:] = [data]
             with contextlib.suppress(RuntimeError):  # the loop closed
                 loop.call_soon_threadsafe(updates.put_nowait, data)
 

@@ -38,12 +38,14 @@ import multiprocessing as mp
 import os
 import queue
 import random
+import re
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from multiprocessing.queues import Queue as MpQueue
@@ -177,6 +179,9 @@ def _cc_child(
                     for command_id in launched:
                         with contextlib.suppress(BenchError):
                             await cc.final(command_id, timeout_s=3600.0)
+                    # a launch's outcome is final at take-off: wait for every drone on station
+                    with contextlib.suppress(BenchError):
+                        await cc.wait_phases([n.id for n in up], {"on_station"}, 3600.0)
             launch_s = time.monotonic() - started
             airborne = [n.id for n in up if cc.phases.get(n.id) == "on_station"]
             out.put(("airborne", len(up), len(airborne)))
@@ -235,6 +240,22 @@ async def _from_cc(results: MpQueue[Any], cc: Any, timeout_s: float = 1800.0) ->
 def _cpu_s(proc: psutil.Process) -> float:
     t = proc.cpu_times()
     return float(t.user + t.system)
+
+
+def _cpu_by_thread(proc: psutil.Process) -> dict[str, float]:
+    """CPU seconds of this process's threads, grouped: the event loop (the main thread), each named
+    Python thread, and the threads Python did not start (MAVSDK's C++ core, the broker client's)."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    groups: dict[str, float] = collections.defaultdict(float)
+    for t in proc.threads():
+        if t.id == proc.pid:
+            group = "event loop"
+        elif t.id in names:
+            group = re.sub(r"[-_]\d+", "", names[t.id])
+        else:
+            group = "native (MAVSDK)"
+        groups[group] += t.user_time + t.system_time
+    return dict(groups)
 
 
 async def _up_to_ready(
@@ -365,15 +386,19 @@ async def _one(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                         "--duration",
                         str(int(args.duration)),
                     ]
-                    spy += ["--rate", "50", "--nonblocking", "--format", "raw", "--output", args.py_spy]
+                    spy += ["--rate", "1000", "--nonblocking", "--format", "raw", "--output", args.py_spy]
                     profiler = await asyncio.create_subprocess_exec(*spy, stdout=subprocess.DEVNULL)
-                cpu0, t0 = _cpu_s(me), time.monotonic()
+                cpu0, by_thread0, t0 = _cpu_s(me), _cpu_by_thread(me), time.monotonic()
                 rss: list[float] = []
                 while time.monotonic() - t0 < args.duration:
                     await asyncio.sleep(SAMPLE_PERIOD_S)  # a sampling period, not a wait for state
                     rss.append(me.memory_info().rss / 1e6)
                 elapsed = time.monotonic() - t0
                 cpu_pct = 100.0 * (_cpu_s(me) - cpu0) / elapsed
+                by_thread = {
+                    group: round(100.0 * (seconds - by_thread0.get(group, 0.0)) / elapsed, 2)
+                    for group, seconds in sorted(_cpu_by_thread(me).items())
+                }
                 if profiler is not None:
                     await profiler.wait()
                 go.set()
@@ -392,6 +417,7 @@ async def _one(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 "failed_commands": outcome["failed_commands"],
                 "cpu_pct_one_core": round(cpu_pct, 1),
                 "cpu_pct_per_airborne_nest": round(cpu_pct / max(1, outcome["airborne"]), 3),
+                "cpu_pct_by_thread": by_thread,
                 "rss_mb_max": round(max(rss), 1),
                 "threads": me.num_threads(),
                 "loop_lag_p99_ms": round(percentile(lag, 99), 2) if lag else None,
@@ -423,7 +449,7 @@ async def _one(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
 
 def _run_one(n: int, args: argparse.Namespace) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--one", str(n), "--duration", str(args.duration)]
+    cmd = [sys.executable, __file__, "--one", str(n), "--duration", str(args.duration), "--loop", args.loop]
     cmd += [
         "--commands",
         str(args.commands),
@@ -459,6 +485,8 @@ def _print(r: dict[str, Any]) -> None:
         f"     CPU {r['cpu_pct_one_core']:.1f} % of a core "
         f"({r['cpu_pct_per_airborne_nest']:.3f} % per airborne nest, target {TARGETS['cpu_pct_per_nest']}), "
         f"RSS {r['rss_mb_max']:.0f} MB, {r['threads']} threads\n"
+        f"     CPU by thread (% of a core): "
+        f"{', '.join(f'{k} {v}' for k, v in r['cpu_pct_by_thread'].items())}\n"
         f"     event-loop lag p99 {r['loop_lag_p99_ms']} ms (max {r['loop_lag_max_ms']}; target "
         f"{TARGETS['loop_lag_p99_ms']})\n"
         f"     dronectl up: {up_text}; launch -> on station {r['launch_to_station_s']:.0f} s\n"
@@ -491,6 +519,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ready-timeout", type=float, default=120.0, help="seconds for the nests to come up before going on"
     )
+    parser.add_argument(
+        "--loop", choices=("asyncio", "uvloop"), default="asyncio", help="the service's event loop"
+    )
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # one N, in a child
     parser.add_argument(
         "--py-spy",
@@ -502,7 +533,13 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(level="WARNING")
     if args.one is not None:
         try:
-            figures = asyncio.run(one(args))
+            if args.loop == "uvloop":
+                import uvloop
+
+                figures = uvloop.run(one(args))
+            else:
+                figures = asyncio.run(one(args))
+            figures["loop"] = args.loop
         except (BenchError, TimeoutError, OSError) as exc:
             sys.stderr.write(f"scale: {args.one} nests: {exc!r}\n")
             return 2

@@ -104,8 +104,11 @@ class CommandSender:
         self._chunks: dict[int, list[bytes]] = {}
 
     # incoming ----------------------------------------------------------------------------------
+    # what ``handle`` reads: the link decodes no other message for it
+    READS = frozenset({mav.MAVLINK_MSG_ID_COMMAND_ACK, mav.MAVLINK_MSG_ID_STATUSTEXT})
+
     def handle(self, msg: MAVLinkMessage) -> None:
-        """Every message from the target component goes through here."""
+        """Every message of ``READS`` from the target component goes through here."""
         msg_id = msg.get_msgId()
         if msg_id == mav.MAVLINK_MSG_ID_COMMAND_ACK:
             self._on_ack(msg)

@@ -6,10 +6,12 @@ the configured address (127.0.0.1 for the simulator) and pins its peer: the conf
 from elsewhere is dropped, unless the link signs and the frame verifies with the nest's key (a
 nest that really moved). An unsigned packet never re-targets our commands.
 
-It parses with a MAVLink parser of its own (our dialect, no process-global state), drops what is
-not MAVLink, not from the nest's system, not from its peer or refused by the link's security
-(``adapters.mavlink.link_security``: signature, replay), counting each by reason, and hands each
-accepted message to ``on_message``. Everything sent leaves through ``send_frame``, the one place
+It frames each datagram from the headers and checks every frame's checksum (``frames.read_frames``;
+what is not whole, intact frames goes to a pymavlink parser of its own, our dialect, no
+process-global state), drops what is not MAVLink, not from the nest's system, not from its peer or
+refused by the link's security (``adapters.mavlink.link_security``: signature, replay), counting
+each by reason, and hands each accepted frame to ``on_frame``: its message is decoded only when
+read. Everything sent leaves through ``send_frame``, the one place
 it is signed: our own HEARTBEAT as a ground station once a second, our pymavlink messages and the
 frames MAVSDK encoded.
 """
@@ -23,6 +25,7 @@ from typing import cast
 import structlog
 
 from adapters.mavlink import dronectl_v20 as mav
+from adapters.mavlink.frames import Frame, Unreadable, read_frames
 from adapters.mavlink.ids import DRONECTL_COMPONENT_ID, GCS_SYSTEM_ID
 from adapters.mavlink.link_security import LinkSecurity
 from adapters.mavlink.message import MAVLinkMessage, new_parser
@@ -37,7 +40,7 @@ class NestEndpoint(asyncio.DatagramProtocol):
     def __init__(
         self,
         nest_system_id: int,
-        on_message: Callable[[MAVLinkMessage], None],
+        on_frame: Callable[[Frame], None],
         *,
         peer: Address | None = None,
         gcs_system_id: int = GCS_SYSTEM_ID,
@@ -47,7 +50,7 @@ class NestEndpoint(asyncio.DatagramProtocol):
     ) -> None:
         """``peer``: the nest's address when configured (``udpout``): then only it is accepted."""
         self.nest_system_id = nest_system_id
-        self._on_message = on_message
+        self._on_frame = on_frame
         self.peer = peer
         self._peer_fixed = peer is not None
         self.security = security or LinkSecurity()
@@ -80,46 +83,57 @@ class NestEndpoint(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         try:
+            frames = read_frames(data, self._parser)
+        except Unreadable:  # not whole, intact frames: pymavlink parses them and says what is wrong
+            frames = self._parsed(data)
+        for frame in frames:
+            if frame.src_system != self.nest_system_id:
+                self.rx_foreign += 1
+                self.security.reject(Reject.WRONG_SYSTEM)
+                continue
+            if not self._accept(frame.buf, addr):
+                self.rx_rejected += 1
+                continue
+            self.rx_messages += 1
+            try:
+                self._on_frame(frame)
+            except Exception:  # one bad handler must not kill the nest's link
+                log.exception("adapters.endpoint.handler_failed", system_id=self.nest_system_id)
+
+    def _parsed(self, data: bytes) -> list[Frame]:
+        """The frames pymavlink makes of ``data``, the garbage dropped and counted."""
+        try:
             messages = self._parser.parse_buffer(data) or []
         except Exception as exc:  # noqa: BLE001 - pymavlink raises assorted errors on garbage
             self.rx_bad += 1
             self.security.reject(Reject.MALFORMED)
             log.debug("adapters.endpoint.garbage", system_id=self.nest_system_id, error=str(exc))
             self._parser = new_parser()
-            return
+            return []
         if self._parser.buf_len():
             # A UDP datagram carries whole frames: what is left is a garbage "frame" start that
             # would swallow the next datagram's real frames. Drop it.
             self.rx_bad += 1
             self.security.reject(Reject.MALFORMED)
             self._parser = new_parser()
+        frames: list[Frame] = []
         for msg in messages:
             if msg.get_type() == "BAD_DATA":
                 self.rx_bad += 1
                 self.security.reject(Reject.MALFORMED)
                 continue
-            if msg.get_srcSystem() != self.nest_system_id:
-                self.rx_foreign += 1
-                self.security.reject(Reject.WRONG_SYSTEM)
-                continue
-            if not self._accept(msg, addr):
-                self.rx_rejected += 1
-                continue
-            self.rx_messages += 1
-            try:
-                self._on_message(msg)
-            except Exception:  # one bad handler must not kill the nest's link
-                log.exception("adapters.endpoint.handler_failed", system_id=self.nest_system_id)
+            frames.append(Frame.of(msg))
+        return frames
 
-    def _accept(self, msg: MAVLinkMessage, addr: Address) -> bool:
-        """The peer pin and the link's security: whether ``msg`` (from ``addr``) is the nest's."""
+    def _accept(self, frame: bytes, addr: Address) -> bool:
+        """The peer pin and the link's security: whether ``frame`` (from ``addr``) is the nest's."""
         from_peer = self.peer == addr
         if not from_peer and (self._peer_fixed or (self.peer is not None and not self.security.active)):
             self.security.reject(Reject.WRONG_PEER)  # an unsigned packet never moves the peer
             return False
         # Before any peer is pinned what is refused may well be the nest's own (a key it does not
         # share with us): it counts towards the link's fault, with its reason.
-        if self.security.incoming(msg.get_msgbuf(), from_peer=from_peer or self.peer is None) is not None:
+        if self.security.incoming(frame, from_peer=from_peer or self.peer is None) is not None:
             return False
         if not from_peer:
             # The first peer heard, or (signing) a frame from a new address that verifies.

@@ -1,4 +1,8 @@
-"""Reading a MAVLink frame's target system from its bytes, without parsing the message.
+"""Reading MAVLink frames from their bytes, without parsing the messages.
+
+Outgoing: the target system of each frame MAVSDK sends (``split_frames``). Incoming: each frame
+a nest sends, framed and checksummed, its message decoded only when someone reads it
+(``read_frames``, ``Frame``).
 
 The router hands every frame MAVSDK sends to the nest it is for. Parsing each one with pymavlink
 only to read ``target_system`` cost a fifth of the service's CPU at 256 nests (issue 15's
@@ -16,7 +20,10 @@ import re
 import struct
 from collections.abc import Iterator
 
+from pymavlink.generator.mavcrc import x25crc
+
 from adapters.mavlink import dronectl_v20 as mav
+from adapters.mavlink.message import MAVLinkMessage
 
 _V2, _V1 = 0xFD, 0xFE
 _V2_HEADER, _V1_HEADER, _CRC, _SIGNATURE = 10, 6, 2, 13
@@ -70,3 +77,94 @@ def split_frames(data: bytes) -> Iterator[tuple[bytes, int | None]]:
         frames.append((data[at:end], target))
         at = end
     yield from frames
+
+
+# --- incoming ------------------------------------------------------------------------------------
+
+_CRC_EXTRA: dict[int, int] = {msgid: cls.crc_extra for msgid, cls in mav.mavlink_map.items()}
+
+
+class Frame:
+    """One frame a nest sent: its bytes, its header's ids, and its message, decoded on first read.
+
+    A nest's autopilot sends ~45 messages a second that only MAVSDK reads (which gets the bytes):
+    decoding each one with pymavlink as well was a tenth of the event loop's time (issue 15's
+    profile). The links decode only what they read (command acks, status texts, the dock's and
+    the payload's messages)."""
+
+    __slots__ = ("_message", "_parser", "buf", "msg_id", "src_component", "src_system")
+
+    def __init__(
+        self,
+        buf: bytes,
+        msg_id: int,
+        src_system: int,
+        src_component: int,
+        parser: mav.MAVLink | None = None,
+        message: MAVLinkMessage | None = None,
+    ) -> None:
+        self.buf = buf
+        self.msg_id = msg_id
+        self.src_system = src_system
+        self.src_component = src_component
+        self._parser = parser
+        self._message = message
+
+    @classmethod
+    def of(cls, message: MAVLinkMessage) -> Frame:
+        """The frame of a message pymavlink already parsed."""
+        return cls(
+            bytes(message.get_msgbuf()),
+            message.get_msgId(),
+            message.get_srcSystem(),
+            message.get_srcComponent(),
+            message=message,
+        )
+
+    def message(self) -> MAVLinkMessage:
+        """The decoded message (pymavlink's), decoded once."""
+        if self._message is None:
+            assert self._parser is not None  # a frame is made with a parser or a message
+            self._message = self._parser.decode(bytearray(self.buf))
+        return self._message
+
+    def __repr__(self) -> str:
+        ids = f"msg_id={self.msg_id}, src={self.src_system}/{self.src_component}"
+        return f"Frame({ids}, {len(self.buf)} bytes)"
+
+
+def read_frames(data: bytes, parser: mav.MAVLink) -> list[Frame]:
+    """Every frame of a datagram, framed from the header and checked against its checksum (the
+    message's CRC_EXTRA included), none decoded (``parser`` decodes them when read). Raises
+    Unreadable, before returning anything, for bytes that are not whole, intact frames of known
+    messages one after another: the caller then parses them with pymavlink, which says what was
+    wrong and counts it."""
+    frames: list[Frame] = []
+    at = 0
+    size = len(data)
+    while at < size:
+        magic = data[at]
+        if magic == _V2 and at + _V2_HEADER <= size:
+            length, incompat = data[at + 1], data[at + 2]
+            src_system, src_component = data[at + 5], data[at + 6]
+            msgid = data[at + 7] | data[at + 8] << 8 | data[at + 9] << 16
+            crc_at = at + _V2_HEADER + length
+            end = crc_at + _CRC + (_SIGNATURE if incompat & _INCOMPAT_SIGNED else 0)
+            if incompat & ~_INCOMPAT_SIGNED:
+                raise Unreadable(f"incompatibility flags {incompat:#x} at byte {at}")
+        elif magic == _V1 and at + _V1_HEADER <= size:
+            length, src_system, src_component, msgid = data[at + 1], data[at + 3], data[at + 4], data[at + 5]
+            crc_at = at + _V1_HEADER + length
+            end = crc_at + _CRC
+        else:
+            raise Unreadable(f"no MAVLink frame at byte {at}")
+        extra = _CRC_EXTRA.get(msgid)
+        if end > size or extra is None:
+            raise Unreadable(f"a torn frame or an unknown message id {msgid} at byte {at}")
+        crc = x25crc(data[at + 1 : crc_at])
+        crc.accumulate(bytes((extra,)))
+        if crc.crc != data[crc_at] | data[crc_at + 1] << 8:
+            raise Unreadable(f"a bad checksum at byte {at}")
+        frames.append(Frame(data[at:end], msgid, src_system, src_component, parser))
+        at = end
+    return frames

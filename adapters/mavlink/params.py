@@ -87,7 +87,7 @@ async def set_param(
     what = f"set {name}"
     kept: float | None = None
     attempts = 0
-    unsubscribe = link.subscribe(on_message)
+    unsubscribe = link.subscribe(on_message, {mav.MAVLINK_MSG_ID_PARAM_VALUE})
     try:
         loop = asyncio.get_running_loop()
         end = loop.time() + timeout_s

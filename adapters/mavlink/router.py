@@ -34,7 +34,7 @@ from adapters.mavlink import dronectl_v20 as mav
 from adapters.mavlink import loop_lag
 from adapters.mavlink.command import RetryPolicy
 from adapters.mavlink.endpoint import Address, NestEndpoint
-from adapters.mavlink.frames import Unreadable, split_frames
+from adapters.mavlink.frames import Frame, Unreadable, split_frames
 from adapters.mavlink.ids import AUTOPILOT_COMPID, DRONECTL_COMPONENT_ID, GCS_SYSTEM_ID, MAVSDK_COMPONENTS
 from adapters.mavlink.link import ComponentLink
 from adapters.mavlink.link_security import LinkSecurity
@@ -143,7 +143,7 @@ class Router:
             raise ValueError(f"system {system_id} already has an endpoint")
         endpoint = NestEndpoint(
             system_id,
-            lambda msg: self._from_nest(system_id, msg),
+            lambda frame: self._from_nest(system_id, frame),
             peer=peer,
             gcs_system_id=self.gcs_system_id,
             gcs_component_id=self.gcs_component_id,
@@ -172,7 +172,7 @@ class Router:
             raise ValueError("the components MAVSDK serves stay on the autopilot's endpoint")
         endpoint = NestEndpoint(
             system_id,
-            lambda msg: self._from_components(system_id, component_ids, msg),
+            lambda frame: self._from_components(system_id, component_ids, frame),
             peer=peer,
             gcs_system_id=self.gcs_system_id,
             gcs_component_id=self.gcs_component_id,
@@ -260,24 +260,24 @@ class Router:
         log.info("adapters.router.provisioned", system_id=system_id, signed=key is not None)
 
     # routing -------------------------------------------------------------------------------------
-    def _from_components(self, system_id: int, component_ids: frozenset[int], msg: MAVLinkMessage) -> None:
-        component_id = msg.get_srcComponent()
+    def _from_components(self, system_id: int, component_ids: frozenset[int], frame: Frame) -> None:
+        component_id = frame.src_component
         if component_id not in component_ids:
             return  # this endpoint speaks for its components only
         link = self._links.get((system_id, component_id))
         if link is not None:
-            link.deliver(msg)
+            link.deliver(frame)
 
-    def _from_nest(self, system_id: int, msg: MAVLinkMessage) -> None:
-        component_id = msg.get_srcComponent()
+    def _from_nest(self, system_id: int, frame: Frame) -> None:
+        component_id = frame.src_component
         if (system_id, component_id) in self.component_endpoints:
             return  # served by the components' own endpoint: not mixed with a copy from here
         if self._bridge is not None and component_id in self._bridged:
             self.bridge_rx_frames += 1
-            self._bridge.receive(bytes(msg.get_msgbuf()))
+            self._bridge.receive(frame.buf)
         link = self._links.get((system_id, component_id))
         if link is not None:
-            link.deliver(msg)
+            link.deliver(frame)
 
     def _from_bridge(self, data: bytes) -> None:
         """MAVSDK's frames to the nests they are for, the target read from the bytes (frames.py):

@@ -25,7 +25,7 @@ from adapters.protocols import (
 )
 from dronectl.audit import TrackSample
 from dronectl.domain import nest_state as ns
-from dronectl.domain.geo import GeoPoint, distance_m
+from dronectl.domain.geo import GeoPoint, short_distance_m
 from dronectl.nest.core import NestCore
 from dronectl.nest.faults import FaultReports
 from dronectl.nest.types import NestHardware
@@ -87,7 +87,9 @@ class TelemetryWatch:
         speed = nest.drone.ground_speed_mps
         now = nest.clock.monotonic()
         if before is not None and self._last_pos_mono is not None and now > self._last_pos_mono:
-            moved = distance_m(GeoPoint(before.lat_deg, before.lon_deg), GeoPoint(pos.lat_deg, pos.lon_deg))
+            moved = short_distance_m(
+                GeoPoint(before.lat_deg, before.lon_deg), GeoPoint(pos.lat_deg, pos.lon_deg)
+            )
             speed = moved / (now - self._last_pos_mono)
         self._last_pos_mono = now
         nest.drone = replace(nest.drone, position=pos, ground_speed_mps=speed)

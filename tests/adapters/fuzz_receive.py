@@ -30,9 +30,10 @@ from adapters.mavlink import dronectl_v20 as mav
 from adapters.mavlink.camera import MavlinkCamera
 from adapters.mavlink.dock import MavlinkDock
 from adapters.mavlink.endpoint import NestEndpoint
+from adapters.mavlink.frames import Frame
 from adapters.mavlink.ids import AUTOPILOT_COMPID, CAMERA_COMPID, DOCK_COMPID, PAYLOAD_COMPID
 from adapters.mavlink.link_security import LinkSecurity, SigningPolicy
-from adapters.mavlink.message import MAVLinkMessage, new_parser
+from adapters.mavlink.message import new_parser
 from adapters.mavlink.payload import MavlinkPayload
 from adapters.mavlink.router import Router
 from adapters.mavlink.signing import Signer, new_key
@@ -153,7 +154,7 @@ def run(
     key = new_key()
     gen = Generator(rng, key)
     result = Result()
-    delivered_signed: list[MAVLinkMessage] = []
+    delivered_signed: list[Frame] = []
     # The link's clock stands still: whether it is in fault after seconds of refusals (it is, by
     # design) is not what a single frame may change.
     frozen = LinkSecurity(key, SigningPolicy.REQUIRED, monotonic=lambda: 0.0)
@@ -220,9 +221,9 @@ def run(
     return result
 
 
-def _route(router: Router, msg: MAVLinkMessage, errors: list[BaseException]) -> None:
+def _route(router: Router, frame: Frame, errors: list[BaseException]) -> None:
     try:
-        router._from_nest(SYSID, msg)
+        router._from_nest(SYSID, frame)
     except Exception as exc:  # noqa: BLE001 - counted as a crash
         errors.append(exc)
 

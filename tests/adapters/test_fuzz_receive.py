@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.mavlink.endpoint import NestEndpoint
+from adapters.mavlink.frames import Frame
 from adapters.mavlink.link_security import LinkSecurity, SigningPolicy
-from adapters.mavlink.message import MAVLinkMessage
 from adapters.mavlink.signing import new_key
 from tests.adapters.fuzz_receive import PEER, SYSID, run
 
@@ -36,7 +36,7 @@ KEY = new_key()
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.binary(max_size=400), min_size=1, max_size=5))
 def test_hypothesis_bytes_never_reach_a_signed_link(datagrams: list[bytes]) -> None:
-    delivered: list[MAVLinkMessage] = []
+    delivered: list[Frame] = []
     endpoint = NestEndpoint(SYSID, delivered.append, security=LinkSecurity(KEY, SigningPolicy.REQUIRED))
     for data in datagrams:
         endpoint.datagram_received(data, PEER)

@@ -7,6 +7,8 @@ import asyncio
 import os
 from collections.abc import Callable
 
+import pytest
+
 from adapters.mavlink import dronectl_v20 as mav
 from adapters.mavlink.message import MAVLinkMessage, new_parser
 from adapters.mavlink.router import Router
@@ -116,6 +118,59 @@ async def test_autopilot_traffic_goes_to_mavsdk_and_dock_traffic_to_the_dock_lin
             assert router.bridge_rx_frames == 1
         finally:
             nest.close()
+
+
+async def test_autopilot_frames_only_mavsdk_reads_are_not_decoded_on_our_side(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 15: the autopilot's stream goes to MAVSDK as bytes; our side decodes only what its
+    handlers asked for (here BATTERY_STATUS) and what the command sender reads (COMMAND_ACK), yet
+    the watchdog hears every frame."""
+    decoded: list[int] = []
+    decode = mav.MAVLink.decode
+
+    def counting(self: mav.MAVLink, msgbuf: bytearray) -> MAVLinkMessage:
+        msg = decode(self, msgbuf)
+        decoded.append(msg.get_msgId())
+        return msg
+
+    monkeypatch.setattr(mav.MAVLink, "decode", counting)
+    bridge = RawBridge()
+    async with Router(bridge, heartbeat_interval_s=60.0) as router:
+        endpoint = await router.add_nest(NEST_SYSID, ("127.0.0.1", 0))
+        assert endpoint.local_address is not None
+        nest = await FakeNest(NEST_SYSID, endpoint.local_address).open()
+        try:
+            link = router.component(NEST_SYSID, AUTOPILOT, "autopilot")
+            batteries: list[MAVLinkMessage] = []
+            link.subscribe(batteries.append, {mav.MAVLINK_MSG_ID_BATTERY_STATUS})
+            nest.send(AUTOPILOT, heartbeat())
+            nest.send(AUTOPILOT, mav.MAVLink_attitude_message(1, 0.1, 0.2, 0.3, 0.0, 0.0, 0.0))
+            battery = mav.MAVLink_battery_status_message(0, 0, 0, 2000, [16000] + [65535] * 9, 0, 0, 0, 80)
+            nest.send(AUTOPILOT, battery)
+            nest.send(AUTOPILOT, mav.MAVLink_command_ack_message(mav.MAV_CMD_NAV_TAKEOFF, 0))
+            await wait_until(lambda: len(bridge.received) == 4, what="the four frames at MAVSDK")
+            assert [m.battery_remaining for m in batteries] == [80]
+            assert decoded == [mav.MAVLINK_MSG_ID_BATTERY_STATUS, mav.MAVLINK_MSG_ID_COMMAND_ACK]
+            assert link.watchdog.connected
+        finally:
+            nest.close()
+
+
+class RawBridge:
+    """The MAVSDK side keeping the bytes it receives (no parse of its own)."""
+
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+
+    def start(self, transmit: Callable[[bytes], None]) -> None:
+        pass
+
+    def receive(self, frame: bytes) -> None:
+        self.received.append(frame)
+
+    def close(self) -> None:
+        pass
 
 
 async def test_mavsdk_frames_go_to_the_nest_they_address_and_broadcasts_to_all() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 from hypothesis import given, settings
@@ -21,6 +22,7 @@ from dronectl.domain.geo import (
     distance_to_segment_m,
     interpolate,
     segment_distance_m,
+    short_distance_m,
 )
 
 PEOPLES_SQUARE = GeoPoint(43.88590, 125.32450)
@@ -215,3 +217,15 @@ def test_invalid_polygon_is_refused() -> None:
     bow_tie = Zone("bow tie", (GeoPoint(0, 0), GeoPoint(0.01, 0.01), GeoPoint(0, 0.01), GeoPoint(0.01, 0)))
     with pytest.raises(ValueError, match="bow tie"):
         Airspace(bow_tie)
+
+
+def test_short_distances_on_the_tangent_plane_are_the_geodesics() -> None:
+    """Successive samples of a flight (issue 15: the speed from each position) are measured on the
+    tangent plane: within 1e-6 relative (or a millimetre) of the geodesic up to 1 km, at any
+    latitude a city may lie at, across the antimeridian too."""
+    rng = random.Random(15)
+    for _ in range(2000):
+        a = GeoPoint(rng.uniform(-70.0, 70.0), rng.uniform(-180.0, 180.0))
+        b = destination(a, rng.uniform(0.0, 360.0), rng.choice((0.0, 0.3, 5.0, 60.0, 400.0, 1000.0)))
+        exact, flat = distance_m(a, b), short_distance_m(a, b)
+        assert abs(flat - exact) <= max(1e-3, 1e-6 * exact), (a, b, exact, flat)
