@@ -1,17 +1,22 @@
 """The in-process MAVSDK serving the nests of one MAVLink network, fed through its ``raw://``
 connection.
 
-MAVSDK opens no socket: the router passes it each frame a nest's autopilot sends
-(``pass_received_raw_bytes``) and MAVSDK hands back, on a thread of its own, each frame it wants
-sent (``subscribe_raw_bytes_to_be_sent``); those are moved onto the event loop and routed to the
-nest they are addressed to. MAVSDK tells the nests apart by their MAVLink system ids only: those
-are unique on one network (``adapters.fleet`` runs a bridge per network beyond 254 nests).
+MAVSDK opens no socket. The router passes it each frame a nest's autopilot sends
+(``pass_received_raw_bytes``) on a thread of ours: MAVSDK parses and dispatches within that call,
+which was a quarter of the event loop's time at 64 airborne nests; ctypes releases the GIL during
+it, so it runs beside the loop, several frames a call when they queue up. MAVSDK hands back, on a
+thread of its own, each frame it wants sent (``subscribe_raw_bytes_to_be_sent``); those are moved
+onto the event loop and routed to the nest they are addressed to. MAVSDK tells the nests apart by
+their MAVLink system ids only: those are unique on one network (``adapters.fleet`` runs a bridge
+per network beyond 254 nests).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -49,6 +54,10 @@ class MavsdkBridge:
         self._transmit: Callable[[bytes], None] | None = None
         self._subscription: Any = None
         self._closed = False
+        # frames for MAVSDK, fed in order by one thread; None stops it
+        self._inbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._feeder: threading.Thread | None = None
+        self.fed_calls = 0  # pass_received_raw_bytes calls (fewer than frames when they queue up)
 
     def start(self, transmit: Callable[[bytes], None]) -> None:
         self._loop = asyncio.get_running_loop()
@@ -57,16 +66,50 @@ class MavsdkBridge:
         if result != ConnectionResult.SUCCESS:
             raise RuntimeError(f"MAVSDK raw connection failed: {result!r}")
         self._subscription = self.mavsdk.subscribe_raw_bytes_to_be_sent(self._on_bytes_to_send)
+        self._feeder = threading.Thread(target=self._feed, name="mavsdk-feeder", daemon=True)
+        self._feeder.start()
         log.info("adapters.mavsdk.started", version=self.mavsdk.version())
 
     def receive(self, frame: bytes) -> None:
+        """Queue ``frame`` for MAVSDK (whole frames: MAVSDK parses several in one call)."""
         if not self._closed:
-            self.mavsdk.pass_received_raw_bytes(frame)
+            self._inbox.put(frame)
+
+    def _feed(self) -> None:  # the feeder thread
+        inbox, mavsdk = self._inbox, self.mavsdk
+        while True:
+            first = inbox.get()
+            if first is None:
+                return
+            frames, stop = [first], False
+            with contextlib.suppress(queue.Empty):
+                while len(frames) < 64:
+                    item = inbox.get_nowait()
+                    if item is None:
+                        stop = True
+                        break
+                    frames.append(item)
+            try:
+                mavsdk.pass_received_raw_bytes(b"".join(frames))
+            except Exception:  # the feeder must outlive one bad call
+                log.exception("adapters.mavsdk.feed_failed")
+            self.fed_calls += 1
+            if stop:
+                return
+
+    def _stop_feeding(self, timeout_s: float) -> None:
+        """No more frames for MAVSDK: the feeder ends after its current call (before destroy)."""
+        self._inbox.put(None)
+        if self._feeder is not None and self._feeder is not threading.current_thread():
+            self._feeder.join(timeout_s)
+            if self._feeder.is_alive():
+                log.warning("adapters.mavsdk.feeder_abandoned", timeout_s=timeout_s)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        self._stop_feeding(DESTROY_TIMEOUT_S)
         self.mavsdk.destroy()
 
     async def aclose(self, timeout_s: float = DESTROY_TIMEOUT_S) -> None:
@@ -75,8 +118,13 @@ class MavsdkBridge:
         if self._closed:
             return
         self._closed = True  # no more frames for MAVSDK from now on
+
+        def stop_and_destroy() -> None:
+            self._stop_feeding(timeout_s)
+            self.mavsdk.destroy()
+
         try:
-            await blocking.call("destroy MAVSDK", self.mavsdk.destroy, timeout_s=timeout_s)
+            await blocking.call("destroy MAVSDK", stop_and_destroy, timeout_s=timeout_s)
         except TimeoutError:
             log.warning("adapters.mavsdk.destroy_abandoned", timeout_s=timeout_s)
 
