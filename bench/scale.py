@@ -187,6 +187,7 @@ def _cc_child(
                         await cc.wait_phases([n.id for n in up], {"on_station"}, 3600.0)
             launch_s = time.monotonic() - started
             airborne = [n.id for n in up if cc.phases.get(n.id) == "on_station"]
+            left_out = {n.id: cc.phases.get(n.id) for n in up if n.id not in airborne}
             out.put(("airborne", len(up), len(airborne)))
             await asyncio.to_thread(go.wait)
             sent: list[Sent] = []
@@ -204,6 +205,7 @@ def _cc_child(
                 "ready": len(up),
                 "launch_s": round(launch_s, 1),
                 "airborne": len(airborne),
+                "not_on_station": left_out,
                 "sent": sent,
                 "failed_commands": failed,
                 "airborne_after": airborne_after,
@@ -449,6 +451,7 @@ async def _one(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             {
                 "launch_to_station_s": outcome["launch_s"],
                 "airborne_after": outcome["airborne_after"],
+                "not_on_station": outcome["not_on_station"],
                 "failed_commands": outcome["failed_commands"],
                 "cpu_pct_one_core": round(cpu_pct, 1),
                 "cpu_pct_per_airborne_nest": round(cpu_pct / max(1, outcome["airborne"]), 3),
@@ -515,6 +518,8 @@ def _print(r: dict[str, Any]) -> None:
         up_text = f"all {r['nests']} ready {up['all_ready_s']:.1f} s after the start"
     else:
         up_text = f"only {up['ready']}/{r['nests']} ready {up['after_s']:g} s after the start"
+    if r.get("not_on_station"):
+        out.write(f"{r['nests']:4d} nests: not on station (nest: phase) {r['not_on_station']}\n")
     out.write(
         f"{r['nests']:4d} nests: {r['ready']} ready, {r['airborne']} airborne "
         f"({r['airborne_after']} at the end), "

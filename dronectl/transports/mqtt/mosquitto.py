@@ -232,6 +232,10 @@ class MosquittoBroker:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             preexec_fn=_die_with_parent,
+            # its own process group: a Ctrl-C in the terminal (SIGINT to the whole foreground
+            # group) stops the service, which stops Mosquitto last; had Mosquitto taken the
+            # signal too, the supervisor would start it again in the middle of the shutdown
+            start_new_session=True,
         )
         await self._wait_running()
 
