@@ -327,6 +327,10 @@ async def _up_to_ready(
 
 
 async def one(args: argparse.Namespace) -> dict[str, Any]:
+    if args.slow_callbacks_ms:  # asyncio's debug mode names each callback that ran longer
+        loop = asyncio.get_running_loop()
+        loop.set_debug(True)
+        loop.slow_callback_duration = args.slow_callbacks_ms / 1e3
     with tempfile.TemporaryDirectory(prefix="scale-") as tmp_name:
         try:
             return await _one(args, Path(tmp_name))
@@ -566,6 +570,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--durability", choices=[d.value for d in Durability], default="FULL", help="the audit store's"
+    )
+    parser.add_argument(
+        "--slow-callbacks-ms",
+        type=float,
+        default=0.0,
+        help="with --one N: asyncio's debug mode logs each callback longer than this (slows the service)",
     )
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # one N, in a child
     parser.add_argument(

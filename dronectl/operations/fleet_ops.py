@@ -40,7 +40,7 @@ from dronectl.operations.models import (
     NestState,
     Telemetry,
 )
-from dronectl.operations.port import Command, CommandUpdate, IncidentDesk, PatrolDesk
+from dronectl.operations.port import YIELD_EVERY_NESTS, Command, CommandUpdate, IncidentDesk, PatrolDesk
 from dronectl.operations.tasking import Tasking
 
 log = structlog.get_logger("dronectl.operations.fleet_ops")
@@ -129,11 +129,13 @@ class FleetOperations:
             while True:
                 for change in self.authority.expire(self.clock.wall()):
                     self.announce_control(change)
-                for nest_id, view in self._views.items():
+                for i, (nest_id, view) in enumerate(self._views.items(), 1):
                     state = self._refresh(nest_id)
                     if sub.seen.get(nest_id) != view.version:
                         sub.seen[nest_id] = view.version
                         yield state
+                    if i % YIELD_EVERY_NESTS == 0:
+                        await asyncio.sleep(0)  # a pass over hundreds of nests lets the loop in
                 while sub.events:
                     yield sub.events.popleft()
                 if not sub.wake.is_set():

@@ -73,6 +73,11 @@ class CommandUpdate:
     result: Mapping[str, Any] | None = field(default=None, hash=False)  # JSON-ready, with SUCCEEDED
 
 
+# Whoever walks every nest in one go (a snapshot each, rebuilt when stale) yields to the event
+# loop after this many: at 256 nests one pass would otherwise hold commands up (issue 15).
+YIELD_EVERY_NESTS = 16
+
+
 class Controller(Protocol):
     """The controller as the MQTT API sees it."""
 

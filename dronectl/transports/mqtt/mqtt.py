@@ -60,7 +60,7 @@ from dronectl.operations.models import (
     Progress,
     Reply,
 )
-from dronectl.operations.port import Command, Controller
+from dronectl.operations.port import YIELD_EVERY_NESTS, Command, Controller
 from dronectl.operations.requests import (
     AwaitFirst,
     Delivery,
@@ -673,7 +673,9 @@ class MqttApi:
         last_sent: dict[int, float] = {}
         while True:
             now = time.monotonic()
-            for nest_id in self.nest_ids:
+            for i, nest_id in enumerate(self.nest_ids, 1):
+                if i % YIELD_EVERY_NESTS == 0:
+                    await asyncio.sleep(0)  # hundreds of nests: let the loop in between
                 airborne = self.controller.snapshot(nest_id).phase in AIRBORNE_PHASES
                 interval_s = airborne_s if airborne else docked_s
                 if now - last_sent.get(nest_id, -interval_s) < interval_s:
