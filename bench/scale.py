@@ -177,11 +177,13 @@ def _cc_child(
                 target = destination(GeoPoint(nest.lat, nest.lon), (i * 137.0) % 360.0, HOP_M)
                 args = {"target": {"lat": target.lat_deg, "lon": target.lon_deg, "alt_m": HOP_ALT_M}}
                 launched.append(cc.publish(nest.id, "launch", args)[0])
+            launch_ends: collections.Counter[str] = collections.Counter()
             with contextlib.suppress(TimeoutError):  # what is not on station by then is left out
                 async with asyncio.timeout(300.0 / speed + 60.0):
                     for command_id in launched:
                         with contextlib.suppress(BenchError):
-                            await cc.final(command_id, timeout_s=3600.0)
+                            end = await cc.final(command_id, timeout_s=3600.0)
+                            launch_ends[_how_it_ended(end)] += 1
                     # a launch's outcome is final at take-off: wait for every drone on station
                     with contextlib.suppress(BenchError):
                         await cc.wait_phases([n.id for n in up], {"on_station"}, 3600.0)
@@ -206,6 +208,7 @@ def _cc_child(
                 "launch_s": round(launch_s, 1),
                 "airborne": len(airborne),
                 "not_on_station": left_out,
+                "launches": dict(launch_ends),
                 "sent": sent,
                 "failed_commands": failed,
                 "airborne_after": airborne_after,
@@ -240,6 +243,17 @@ async def _from_cc(results: MpQueue[Any], cc: Any, timeout_s: float = 1800.0) ->
             if not cc.is_alive():
                 raise BenchError(f"the command center exited with {cc.exitcode}") from None
     raise BenchError("the command center said nothing in time")
+
+
+def _how_it_ended(final: dict[str, Any]) -> str:
+    """A launch's last word: succeeded, or refused/failed with the error's code."""
+    if final.get("kind") == "reply":
+        error = final.get("error") or {}
+        return f"refused: {error.get('code', '?') if isinstance(error, dict) else error}"
+    state = str(final.get("state"))
+    error = final.get("error")
+    code = error.get("code") if isinstance(error, dict) else None
+    return state if code is None else f"{state}: {code}"
 
 
 def _cpu_s(proc: psutil.Process) -> float:
@@ -456,6 +470,7 @@ async def _one(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 "launch_to_station_s": outcome["launch_s"],
                 "airborne_after": outcome["airborne_after"],
                 "not_on_station": outcome["not_on_station"],
+                "launches": outcome["launches"],
                 "failed_commands": outcome["failed_commands"],
                 "cpu_pct_one_core": round(cpu_pct, 1),
                 "cpu_pct_per_airborne_nest": round(cpu_pct / max(1, outcome["airborne"]), 3),
@@ -522,6 +537,8 @@ def _print(r: dict[str, Any]) -> None:
         up_text = f"all {r['nests']} ready {up['all_ready_s']:.1f} s after the start"
     else:
         up_text = f"only {up['ready']}/{r['nests']} ready {up['after_s']:g} s after the start"
+    if r.get("launches"):
+        out.write(f"{r['nests']:4d} nests: how the launches ended {r['launches']}\n")
     if r.get("not_on_station"):
         out.write(f"{r['nests']:4d} nests: not on station (nest: phase) {r['not_on_station']}\n")
     out.write(
