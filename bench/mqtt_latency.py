@@ -170,6 +170,7 @@ class CommandCenter:
         self.root = root
         self.loop = asyncio.get_running_loop()
         self.finals: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.replies: dict[str, asyncio.Future[dict[str, Any]]] = {}  # each command's first answer
         self.phases: dict[int, str] = {}
         self.online = asyncio.Event()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:8]}")
@@ -199,6 +200,9 @@ class CommandCenter:
         if topic.endswith("/state"):
             self.phases[int(payload["nest_id"])] = str(payload["phase"])
             return
+        first = self.replies.get(str(payload.get("id")))
+        if first is not None and not first.done():
+            first.set_result(payload)
         future = self.finals.get(str(payload.get("id")))
         if future is None or future.done():
             return
@@ -212,6 +216,7 @@ class CommandCenter:
         """Publish at QoS 1; returns the id and the monotonic ns just before the publish."""
         command_id = f"{method}-{uuid.uuid4().hex[:12]}"
         self.finals[command_id] = self.loop.create_future()
+        self.replies[command_id] = self.loop.create_future()
         body = {
             "id": command_id,
             "method": method,

@@ -97,6 +97,9 @@ from sitl.shards import shard_ids  # noqa: E402
 # A shard of 64 nests was late reading its commands by up to ~25 ms (its own loop's lag): the
 # latency tail then measured the simulator, not the service. 16 a shard keeps it out of the way.
 NESTS_PER_SHARD = 16
+# Launches are sent in waves, each answered before the next: 256 at once outran their 30 s ttl
+# (the service refused the rest as expired, rightly) while it planned the first ~110.
+LAUNCH_WAVE = 16
 FLOOR_SAMPLES = 200
 READY = {"ready", "charging"}
 SAMPLE_PERIOD_S = 1.0
@@ -177,9 +180,13 @@ def _cc_child(
                 target = destination(GeoPoint(nest.lat, nest.lon), (i * 137.0) % 360.0, HOP_M)
                 args = {"target": {"lat": target.lat_deg, "lon": target.lon_deg, "alt_m": HOP_ALT_M}}
                 launched.append(cc.publish(nest.id, "launch", args)[0])
+                if len(launched) % LAUNCH_WAVE == 0:  # as a command center would: a wave answered
+                    with contextlib.suppress(TimeoutError):  # before the next (launches carry a ttl)
+                        async with asyncio.timeout(60.0):
+                            await asyncio.gather(*(cc.replies[c] for c in launched[-LAUNCH_WAVE:]))
             launch_ends: collections.Counter[str] = collections.Counter()
             with contextlib.suppress(TimeoutError):  # what is not on station by then is left out
-                async with asyncio.timeout(300.0 / speed + 60.0):
+                async with asyncio.timeout(300.0 / speed + 60.0 + len(up)):
                     for command_id in launched:
                         with contextlib.suppress(BenchError):
                             end = await cc.final(command_id, timeout_s=3600.0)

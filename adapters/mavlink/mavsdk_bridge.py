@@ -29,6 +29,9 @@ log = structlog.get_logger(__name__)
 mavsdk_log = structlog.get_logger("mavsdk")
 
 DESTROY_TIMEOUT_S = 2.0
+# Frames waiting for MAVSDK beyond this are dropped (counted): a MAVSDK call that hangs must not
+# make the queue grow without end (~45 frames a second per airborne nest).
+MAX_QUEUED_FRAMES = 20_000
 _LEVELS = {LogLevel.DEBUG: "debug", LogLevel.INFO: "info", LogLevel.WARN: "warning", LogLevel.ERROR: "error"}
 
 
@@ -58,6 +61,7 @@ class MavsdkBridge:
         self._inbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._feeder: threading.Thread | None = None
         self.fed_calls = 0  # pass_received_raw_bytes calls (fewer than frames when they queue up)
+        self.dropped_frames = 0  # while MAVSDK did not keep up (MAX_QUEUED_FRAMES)
 
     def start(self, transmit: Callable[[bytes], None]) -> None:
         self._loop = asyncio.get_running_loop()
@@ -72,8 +76,16 @@ class MavsdkBridge:
 
     def receive(self, frame: bytes) -> None:
         """Queue ``frame`` for MAVSDK (whole frames: MAVSDK parses several in one call)."""
-        if not self._closed:
-            self._inbox.put(frame)
+        if self._closed:
+            return
+        if self._inbox.qsize() >= MAX_QUEUED_FRAMES:
+            self.dropped_frames += 1
+            if self.dropped_frames == 1 or self.dropped_frames % MAX_QUEUED_FRAMES == 0:
+                log.warning(
+                    "adapters.mavsdk.frames_dropped", dropped=self.dropped_frames, queued=MAX_QUEUED_FRAMES
+                )
+            return
+        self._inbox.put(frame)
 
     def _feed(self) -> None:  # the feeder thread
         inbox, mavsdk = self._inbox, self.mavsdk

@@ -94,6 +94,7 @@ async def open_service(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await links.aclose()  # the links, before the audit store closes
+            gc.unfreeze()  # what the service held is collectable again (a process may run others)
             log.info("service.stopped")
 
 

@@ -4,15 +4,18 @@ nest's autopilot through the nests' shared endpoints and commands the right one.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from mavsdk import ConnectionResult
 from mavsdk.asyncio.plugins.action import ActionAsync
 from mavsdk.asyncio.plugins.telemetry import TelemetryAsync
 from mavsdk.asyncio.system import System
 from mavsdk.plugins.action import ActionError
 
+from adapters.mavlink import mavsdk_bridge
 from adapters.mavlink.dock import MavlinkDock
 from adapters.mavlink.ids import DOCK_COMPID
 from adapters.mavlink.mavsdk_bridge import MavsdkBridge
@@ -81,3 +84,49 @@ async def test_dock_and_mavsdk_share_the_nest_endpoint(fleet: tuple[SimWorld, Ro
     assert DOCK_COMPID not in component_ids  # the dock's traffic is not MAVSDK's business
     assert 1 in component_ids
     assert nest.dock.cover_state.name == "OPEN"
+
+
+class _StuckMavsdk:
+    """A Mavsdk whose receive hangs until released: what a MAVSDK call that never returns does."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.fed: list[bytes] = []
+        self.entered = threading.Event()
+
+    def add_any_connection(self, url: str) -> Any:
+        return ConnectionResult.SUCCESS
+
+    def subscribe_raw_bytes_to_be_sent(self, callback: Any) -> object:
+        return object()
+
+    def version(self) -> str:
+        return "stuck"
+
+    def pass_received_raw_bytes(self, data: bytes) -> None:
+        self.entered.set()
+        self.release.wait(10.0)
+        self.fed.append(data)
+
+    def destroy(self) -> None:
+        pass
+
+
+async def test_frames_for_a_stuck_mavsdk_are_bounded_then_fed_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The feeder thread keeps the frames' order, passes what queued up in one call, and drops
+    (counting) beyond MAX_QUEUED_FRAMES while MAVSDK does not return: memory stays bounded."""
+    monkeypatch.setattr(mavsdk_bridge, "MAX_QUEUED_FRAMES", 5)
+    stuck = _StuckMavsdk()
+    bridge = MavsdkBridge(stuck)
+    bridge.start(lambda data: None)
+    bridge.receive(b"first")
+    await asyncio.to_thread(stuck.entered.wait, 5.0)  # the feeder is inside MAVSDK now
+    for i in range(8):
+        bridge.receive(b"f%d" % i)
+    assert bridge.dropped_frames == 3
+    stuck.release.set()
+    await asyncio.to_thread(bridge.close)
+    assert stuck.fed == [b"first", b"f0f1f2f3f4"]
+    assert bridge.fed_calls == 2
