@@ -2,8 +2,7 @@
 
 The router delivers every frame the component sends; the link feeds the heartbeat watchdog and
 the command sender, then hands the message to the adapter's handlers, decoding only what one of
-them reads. Sending goes out through
-the nest's endpoint with dronectl's own MAVLink identity.
+them reads. Sending goes out through the nest's endpoint with dronectl's own MAVLink identity.
 """
 
 from __future__ import annotations

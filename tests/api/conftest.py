@@ -34,6 +34,16 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def wait_listening(port: int, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
+    """Until ``process`` (a ``dronectl up``) has its broker's port open; its log's tail if it exits
+    or the time runs out. Polled: from outside there is nothing else to wait on."""
+    deadline = time.monotonic() + timeout_s
+    while not _listening(port):
+        assert process.poll() is None, f"dronectl up exited:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"no broker on {port}:\n{log.read_text()[-3000:]}"
+        time.sleep(0.1)
+
+
 def mosquitto_binary() -> str | None:
     found = shutil.which("mosquitto")
     if found is None and Path("/usr/sbin/mosquitto").exists():

@@ -12,12 +12,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil  # type: ignore[import-untyped]  # no stubs installed (types-psutil)
 
-from tests.api.conftest import _listening, free_tcp_port
+from tests.api.conftest import free_tcp_port, wait_listening
 from tests.console.conftest import SIM_SPEED, _env, write_city_config
 from tests.identity.accounts import TEST_PASSWORD, write_users
 from tests.pinned import QUIET
@@ -65,11 +64,7 @@ def test_ctrl_c_to_the_process_group_stops_everything_once(tmp_path: Path) -> No
         )
     try:
         assert SUB is not None
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not _listening(port):  # the broker's port open (polled: nothing to wait on from outside)
-            assert process.poll() is None, f"dronectl up exited:\n{log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"no broker on {port}:\n{log.read_text()[-3000:]}"
-            time.sleep(0.1)
+        wait_listening(port, process, log, START_TIMEOUT_S)
         # the service's retained status once it is connected to its broker (waits for it)
         ready = subprocess.run(
             [SUB, "-h", "127.0.0.1", "-p", str(port), "-u", "observer-1", "-P", TEST_PASSWORD,

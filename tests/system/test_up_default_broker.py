@@ -11,7 +11,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import _listening, free_tcp_port
+from tests.api.conftest import free_tcp_port, wait_listening
 from tests.console.conftest import SIM_SPEED, _env, write_city_config
 from tests.identity.accounts import TEST_PASSWORD, write_users
 from tests.pinned import QUIET
@@ -67,11 +66,7 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
         process = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, cwd=tmp, env=_env())
     try:
         assert SUB is not None
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not _listening(port):  # the broker's port open (polled: nothing to wait on from outside)
-            assert process.poll() is None, f"dronectl up exited:\n{log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"no broker on {port}:\n{log.read_text()[-3000:]}"
-            time.sleep(0.1)
+        wait_listening(port, process, log, START_TIMEOUT_S)
         # the service's status (retained once it is connected)
         ready = subprocess.run(
             [SUB, "-V", "mqttv311", "-h", "127.0.0.1", "-p", str(port), "-u", "observer-1", "-P",
