@@ -259,7 +259,8 @@ def _how_it_ended(final: dict[str, Any]) -> str:
         error = final.get("error") or {}
         if not isinstance(error, dict):
             return f"refused: {error}"
-        return f"refused: {error.get('code', '?')}: {str(error.get('message', ''))[:120]}"
+        reasons = "; ".join(str(r) for r in error.get("reasons") or [])[:160]
+        return f"refused: {error.get('code', '?')}: {str(error.get('message', ''))[:80]} [{reasons}]"
     state = str(final.get("state"))
     error = final.get("error")
     code = error.get("code") if isinstance(error, dict) else None
