@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Iterator
+from typing import NamedTuple
 
 from pymavlink.generator.mavcrc import x25crc
 
@@ -50,6 +51,37 @@ class Unreadable(ValueError):
     """Bytes that are not whole MAVLink frames of our dialect (the caller parses them instead)."""
 
 
+class _Header(NamedTuple):
+    msgid: int
+    src_system: int
+    src_component: int
+    incompat: int
+    payload: int  # where the payload starts
+    length: int  # of the payload, as sent (MAVLink 2 trims trailing zeros)
+    end: int  # where the frame ends (after the checksum and any signature)
+
+
+def _header(data: bytes, at: int) -> _Header:
+    """The header of the frame at ``at``; Unreadable if there is none, it is torn, or its message
+    is not of our dialect."""
+    size = len(data)
+    if data[at] == _V2 and at + _V2_HEADER <= size:
+        length, incompat = data[at + 1], data[at + 2]
+        src_system, src_component = data[at + 5], data[at + 6]
+        msgid = data[at + 7] | data[at + 8] << 8 | data[at + 9] << 16
+        payload = at + _V2_HEADER
+        end = payload + length + _CRC + (_SIGNATURE if incompat & _INCOMPAT_SIGNED else 0)
+    elif data[at] == _V1 and at + _V1_HEADER <= size:
+        length, src_system, src_component, msgid = data[at + 1], data[at + 3], data[at + 4], data[at + 5]
+        incompat, payload = 0, at + _V1_HEADER
+        end = payload + length + _CRC
+    else:
+        raise Unreadable(f"no MAVLink frame at byte {at}")
+    if end > size or msgid not in TARGET_OFFSETS:
+        raise Unreadable(f"a torn frame or an unknown message id {msgid} at byte {at}")
+    return _Header(msgid, src_system, src_component, incompat, payload, length, end)
+
+
 def split_frames(data: bytes) -> Iterator[tuple[bytes, int | None]]:
     """Each whole frame in ``data`` with its target system (0: broadcast; None: the message has
     no target field). Raises Unreadable, before yielding anything, for bytes that are not whole
@@ -58,24 +90,11 @@ def split_frames(data: bytes) -> Iterator[tuple[bytes, int | None]]:
     frames: list[tuple[bytes, int | None]] = []
     at = 0
     while at < len(data):
-        magic = data[at]
-        if magic == _V2 and at + _V2_HEADER <= len(data):
-            length, incompat = data[at + 1], data[at + 2]
-            msgid = data[at + 7] | data[at + 8] << 8 | data[at + 9] << 16
-            payload = at + _V2_HEADER
-            end = payload + length + _CRC + (_SIGNATURE if incompat & _INCOMPAT_SIGNED else 0)
-        elif magic == _V1 and at + _V1_HEADER <= len(data):
-            length, msgid = data[at + 1], data[at + 5]
-            payload = at + _V1_HEADER
-            end = payload + length + _CRC
-        else:
-            raise Unreadable(f"no MAVLink frame at byte {at}")
-        if end > len(data) or msgid not in TARGET_OFFSETS:
-            raise Unreadable(f"a torn frame or an unknown message id {msgid} at byte {at}")
-        offset = TARGET_OFFSETS[msgid]
-        target = None if offset is None else (data[payload + offset] if offset < length else 0)
-        frames.append((data[at:end], target))
-        at = end
+        h = _header(data, at)
+        offset = TARGET_OFFSETS[h.msgid]
+        target = None if offset is None else (data[h.payload + offset] if offset < h.length else 0)
+        frames.append((data[at : h.end], target))
+        at = h.end
     yield from frames
 
 
@@ -141,30 +160,15 @@ def read_frames(data: bytes, parser: mav.MAVLink) -> list[Frame]:
     wrong and counts it."""
     frames: list[Frame] = []
     at = 0
-    size = len(data)
-    while at < size:
-        magic = data[at]
-        if magic == _V2 and at + _V2_HEADER <= size:
-            length, incompat = data[at + 1], data[at + 2]
-            src_system, src_component = data[at + 5], data[at + 6]
-            msgid = data[at + 7] | data[at + 8] << 8 | data[at + 9] << 16
-            crc_at = at + _V2_HEADER + length
-            end = crc_at + _CRC + (_SIGNATURE if incompat & _INCOMPAT_SIGNED else 0)
-            if incompat & ~_INCOMPAT_SIGNED:
-                raise Unreadable(f"incompatibility flags {incompat:#x} at byte {at}")
-        elif magic == _V1 and at + _V1_HEADER <= size:
-            length, src_system, src_component, msgid = data[at + 1], data[at + 3], data[at + 4], data[at + 5]
-            crc_at = at + _V1_HEADER + length
-            end = crc_at + _CRC
-        else:
-            raise Unreadable(f"no MAVLink frame at byte {at}")
-        extra = _CRC_EXTRA.get(msgid)
-        if end > size or extra is None:
-            raise Unreadable(f"a torn frame or an unknown message id {msgid} at byte {at}")
+    while at < len(data):
+        h = _header(data, at)
+        if h.incompat & ~_INCOMPAT_SIGNED:
+            raise Unreadable(f"incompatibility flags {h.incompat:#x} at byte {at}")
+        crc_at = h.payload + h.length
         crc = x25crc(data[at + 1 : crc_at])
-        crc.accumulate(bytes((extra,)))
+        crc.accumulate(bytes((_CRC_EXTRA[h.msgid],)))
         if crc.crc != data[crc_at] | data[crc_at + 1] << 8:
             raise Unreadable(f"a bad checksum at byte {at}")
-        frames.append(Frame(data[at:end], msgid, src_system, src_component, parser))
-        at = end
+        frames.append(Frame(data[at : h.end], h.msgid, h.src_system, h.src_component, parser))
+        at = h.end
     return frames
